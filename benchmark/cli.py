@@ -1,0 +1,149 @@
+"""`python -m benchmark`: run a grid, list plugins and presets, render leaderboards."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from .plugins import Plugin
+from .presets import PRESETS
+from .registry import Registry, countermeasures, methods, models
+
+LIST_KINDS = ("methods", "countermeasures", "models", "presets")
+
+
+def parse_plugin_args(items: list[str], registry: Registry, flag: str) -> dict[str, dict[str, str]]:
+    """`name.param=value` items → {name: {param: value}}, names checked against the registry."""
+    parsed: dict[str, dict[str, str]] = {}
+    for item in items:
+        target, sep, value = item.partition("=")
+        name, dot, param = target.partition(".")
+        if not sep or not dot or not param:
+            raise ValueError(f"{flag} expects NAME.PARAM=VALUE, got {item!r}")
+        registry.get(name)
+        parsed.setdefault(name, {})[param] = value
+    return parsed
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds expects integers separated by commas, got {text!r}") from None
+
+
+def _params(cls: type[Plugin]) -> str:
+    fields = cls.param_fields()
+    return ", ".join(f"{f.name}={f.default!r}" for f in fields) if fields else "-"
+
+
+def list_plugins(kind: str) -> str:
+    """The text `python -m benchmark list KIND` prints."""
+    lines = []
+    if kind == "methods":
+        for name in methods.names():
+            cls = methods.get(name)
+            lines.append(f"{name:14s} {str(cls.budget):32s} {cls.summary()}\n{'':14s} params: {_params(cls)}")
+    elif kind == "countermeasures":
+        for name in countermeasures.names():
+            cls = countermeasures.get(name)
+            stages = ", ".join(cls.stages()) or "-"
+            lines.append(
+                f"{name:18s} {cls.family:15s} stages: {stages:24s} {cls.summary()}\n{'':18s} params: {_params(cls)}"
+            )
+    elif kind == "models":
+        for name in models.names():
+            doc = (models.get(name).__doc__ or "").strip().split("\n")[0]
+            lines.append(f"{name:10s} {doc}")
+    elif kind == "presets":
+        for preset in PRESETS.values():
+            lines.append(f"{preset.name}: {preset.summary}")
+            lines += [f"    {k:16s} {v}" for k, v in preset.as_dict().items() if k not in ("name", "summary")]
+    else:
+        raise ValueError(f"unknown list kind {kind!r}; valid kinds: {', '.join(LIST_KINDS)}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a method × countermeasure grid (resumable)")
+    run.add_argument("--methods", default="all", help="comma list of methods or 'all' (default: all)")
+    run.add_argument("--defenses", default="none", help="comma list of countermeasures or 'all' (default: none)")
+    run.add_argument("--preset", default="smoke", choices=list(PRESETS))
+    run.add_argument("--dataset", default="cifar10", help="cifar10, cifar100 or imagenet-subset")
+    run.add_argument("--out", default=None, help="run folder (default: results/runs/DATASET-PRESET)")
+    run.add_argument("--data-root", default=None, help="dataset folder (else $UEBENCH_DATA_ROOT, else the user cache)")
+    run.add_argument("--cache-dir", default=None, help="artifact cache (else $UEBENCH_CACHE_DIR, else the user cache)")
+    run.add_argument("--seeds", type=_seeds, default=[0], help="comma list of seeds (default: 0)")
+    run.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--no-clean", action="store_true", help="do not add the clean reference row")
+    run.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
+    run.add_argument("--defense-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    ls = sub.add_parser("list", help="list registered plugins and presets")
+    ls.add_argument("kind", nargs="?", choices=LIST_KINDS, help="one kind (default: all plugins)")
+
+    lb = sub.add_parser("leaderboard", help="render leaderboard tables from run folders")
+    lb.add_argument("run_dirs", nargs="+", metavar="DIR")
+    lb.add_argument("--out", default=None, help="output folder (default: the first DIR)")
+    return parser
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    from .runner import GridConfig, run_grid
+
+    method_names = methods.expand(args.methods)
+    if not args.no_clean and "clean" not in method_names:
+        method_names.insert(0, "clean")
+    config = GridConfig(
+        dataset=args.dataset,
+        preset=args.preset,
+        data_root=args.data_root,
+        cache_dir=args.cache_dir,
+        device=args.device,
+        method_args=parse_plugin_args(args.method_args, methods, "--method-args"),
+        defense_args=parse_plugin_args(args.defense_args, countermeasures, "--defense-args"),
+    )
+    config.torch_device  # validate before any work
+    out = Path(args.out or Path("results") / "runs" / f"{args.dataset}-{args.preset}")
+    defense_names = countermeasures.expand(args.defenses)
+    try:
+        summary = run_grid(method_names, defense_names, args.seeds, out, config, args.jobs, not args.no_progress)
+    except KeyboardInterrupt:
+        print(
+            f"\nInterrupted. Finished cells are kept in {out / 'results.jsonl'}.\n"
+            f"Resume with: python -m benchmark {shlex.join(argv)}",
+            file=sys.stderr,
+        )
+        return 130
+    print(
+        f"{summary.ran} cells run ({summary.failed} failed), {summary.skipped} already finished; "
+        f"results in {out / 'results.jsonl'}, leaderboard in {out / 'leaderboard.md'}"
+    )
+    return 1 if summary.failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args, argv)
+        if args.command == "list":
+            kinds = [args.kind] if args.kind else ["methods", "countermeasures", "models"]
+            for kind in kinds:
+                print(f"== {kind} ==\n{list_plugins(kind)}\n")
+            return 0
+        from .leaderboard import write_leaderboard
+
+        for path in write_leaderboard(args.run_dirs, args.out or args.run_dirs[0]):
+            print(path)
+        return 0
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

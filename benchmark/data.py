@@ -1,0 +1,139 @@
+"""Datasets as uint8 tensors N×3×H×W: CIFAR-10/100 through torchvision, ImageNet subsets from folders."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DATASETS = ("cifar10", "cifar100", "imagenet-subset")
+ENV_DATA_ROOT = "UEBENCH_DATA_ROOT"
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset is neither on disk nor downloadable."""
+
+
+@dataclass
+class ImageSet:
+    """Images (uint8, N×3×H×W) with integer labels and the class names."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
+            raise ValueError(f"images must be uint8 N×3×H×W, got {self.images.dtype} {tuple(self.images.shape)}")
+        if len(self.labels) != len(self.images):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def user_cache_dir() -> Path:
+    """Per-user cache folder of uebench (XDG_CACHE_HOME aware)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "uebench"
+
+
+def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path:
+    """The data root: the argument, else $UEBENCH_DATA_ROOT, else the per-user cache."""
+    if data_root:
+        return Path(data_root).expanduser()
+    if os.environ.get(ENV_DATA_ROOT):
+        return Path(os.environ[ENV_DATA_ROOT]).expanduser()
+    return user_cache_dir() / "data"
+
+
+def load_dataset(
+    name: str,
+    train: bool,
+    data_root: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    num_classes: int = 100,
+    resolution: int = 64,
+) -> ImageSet:
+    """Load a whole split; `num_classes` and `resolution` apply to `imagenet-subset` only."""
+    root = resolve_data_root(data_root)
+    if name in ("cifar10", "cifar100"):
+        return _load_cifar(name, train, root, download)
+    if name == "imagenet-subset":
+        return load_image_folder(root / "imagenet-subset" / ("train" if train else "val"), num_classes, resolution)
+    raise KeyError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
+
+
+def _load_cifar(name: str, train: bool, root: Path, download: bool) -> ImageSet:
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    cls = CIFAR10 if name == "cifar10" else CIFAR100
+    try:
+        ds = cls(str(root), train=train, download=False)
+    except RuntimeError:
+        if not download:
+            raise _not_found(name, root, "download disabled") from None
+        try:
+            ds = cls(str(root), train=train, download=True)
+        except Exception as exc:  # offline: URLError, socket errors, ...
+            raise _not_found(name, root, f"download failed: {exc}") from None
+    images = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
+    return ImageSet(images, torch.tensor(ds.targets, dtype=torch.int64), list(ds.classes))
+
+
+def _not_found(name: str, root: Path, why: str) -> DatasetNotFoundError:
+    folder = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}[name]
+    return DatasetNotFoundError(
+        f"dataset {name!r} not found: looked for {root / folder} ({why}). "
+        f"Point uebench at a folder that holds {folder}/ with --data-root PATH "
+        f"or the environment variable {ENV_DATA_ROOT}=PATH."
+    )
+
+
+def load_image_folder(folder: str | os.PathLike, num_classes: int, resolution: int) -> ImageSet:
+    """An ImageFolder tree (one sub-folder per class): the first `num_classes` classes in sorted
+    order, each image resized on its short side and centre-cropped to `resolution`²."""
+    from PIL import Image
+    from torchvision.transforms.v2 import functional as F
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetNotFoundError(
+            f"image folder {folder} does not exist; set --data-root or {ENV_DATA_ROOT} to a folder "
+            f"that holds imagenet-subset/train and imagenet-subset/val with one sub-folder per class"
+        )
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())[:num_classes]
+    if len(classes) < num_classes:
+        raise DatasetNotFoundError(f"{folder} has {len(classes)} class folders, {num_classes} requested")
+    images, labels = [], []
+    for label, cls in enumerate(classes):
+        for path in sorted((folder / cls).iterdir()):
+            if path.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".webp"):
+                continue
+            with Image.open(path) as img:
+                t = F.pil_to_tensor(img.convert("RGB"))
+            t = F.center_crop(F.resize(t, [resolution], antialias=True), [resolution, resolution])
+            images.append(t)
+            labels.append(label)
+    return ImageSet(torch.stack(images), torch.tensor(labels, dtype=torch.int64), classes)
+
+
+def balanced_subset(data: ImageSet, per_class: int | None, seed: int) -> ImageSet:
+    """A seeded subset with `per_class` images of every class (None: everything)."""
+    if per_class is None:
+        return data
+    gen = torch.Generator().manual_seed(seed)
+    picks = []
+    for c in range(data.num_classes):
+        idx = (data.labels == c).nonzero().flatten()
+        if len(idx) < per_class:
+            raise ValueError(f"class {c} ({data.classes[c]}) has {len(idx)} images, {per_class} requested")
+        picks.append(idx[torch.randperm(len(idx), generator=gen)[:per_class]])
+    keep = torch.cat(picks).sort().values
+    return ImageSet(data.images[keep].contiguous(), data.labels[keep].contiguous(), data.classes)

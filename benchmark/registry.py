@@ -1,0 +1,94 @@
+"""Name → plugin tables for methods, countermeasures and victim models."""
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import types
+from importlib.metadata import entry_points
+from typing import Any, Callable, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownNameError(KeyError):
+    """A name that no registered plugin carries."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class Registry(Generic[T]):
+    """One kind of plugin: built-ins register by decorator, third parties by entry point."""
+
+    def __init__(self, kind: str, group: str, builtin_package: str) -> None:
+        self.kind = kind
+        self.group = group
+        self._builtin_package = builtin_package
+        self._entries: dict[str, T] = {}
+        self._loaded = False
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator that files a plugin under a short lowercase name; duplicates are refused."""
+        if name != name.lower() or not name or any(c in name for c in " ,=."):
+            raise ValueError(f"{self.kind} name {name!r} must be lowercase without spaces, commas, dots or '='")
+
+        def decorator(obj: T) -> T:
+            if name in self._entries and self._entries[name] is not obj:
+                raise ValueError(f"{self.kind} {name!r} is already registered by {_origin(self._entries[name])}")
+            self._entries[name] = obj
+            obj.name = name  # type: ignore[attr-defined]
+            return obj
+
+        return decorator
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        importlib.import_module(self._builtin_package)
+        for ep in entry_points(group=self.group):
+            obj = ep.load()
+            # An entry point may name a module (its decorators ran on import) or the plugin itself.
+            if not isinstance(obj, types.ModuleType) and ep.name not in self._entries:
+                self.register(ep.name)(obj)
+
+    def names(self, pattern: str = "*") -> list[str]:
+        """Registered names in registration order, filtered by a shell-style wildcard."""
+        self._load()
+        return [n for n in self._entries if fnmatch.fnmatchcase(n, pattern)]
+
+    def get(self, name: str) -> T:
+        """The plugin registered under `name`; an unknown name lists the valid ones."""
+        self._load()
+        if name not in self._entries:
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self._entries)}")
+        return self._entries[name]
+
+    def expand(self, spec: str | list[str]) -> list[str]:
+        """A comma list of names (or `all`) checked against the registry, order kept."""
+        items = spec.split(",") if isinstance(spec, str) else list(spec)
+        names: list[str] = []
+        for item in (i.strip() for i in items):
+            if not item:
+                continue
+            for n in self.names() if item == "all" else [self.get(item).name]:  # type: ignore[attr-defined]
+                if n not in names:
+                    names.append(n)
+        return names
+
+    def __contains__(self, name: str) -> bool:
+        self._load()
+        return name in self._entries
+
+
+def _origin(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', obj)}"
+
+
+methods: Registry = Registry("method", "uebench.methods", "methods")
+countermeasures: Registry = Registry("countermeasure", "uebench.countermeasures", "countermeasures")
+models: Registry = Registry("model", "uebench.models", "benchmark.models")
+
+register_method = methods.register
+register_countermeasure = countermeasures.register
+register_model = models.register

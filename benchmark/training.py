@@ -1,0 +1,127 @@
+"""Victim training with the whole training set held as one uint8 tensor on the device."""
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from .evaluation import evaluate
+from .models import create_model
+from .plugins import Countermeasure
+from .presets import Preset
+
+CROP_PADDING = 4
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    """Accuracies in [0,1]; `history` holds (epoch, test accuracy) at every evaluation."""
+
+    final_acc: float
+    peak_acc: float
+    train_acc: float
+    history: list[tuple[int, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    images_per_second: float = 0.0
+
+
+def random_crop_flip(x: torch.Tensor, gen: torch.Generator, padding: int = CROP_PADDING) -> torch.Tensor:
+    """RandomCrop(H, padding, zero fill) + horizontal flip for a float batch, in one gather."""
+    b, _, h, w = x.shape
+    padded = F.pad(x, (padding,) * 4)
+    dy = torch.randint(0, 2 * padding + 1, (b, 1), generator=gen, device=x.device)
+    dx = torch.randint(0, 2 * padding + 1, (b, 1), generator=gen, device=x.device)
+    flip = torch.rand(b, 1, generator=gen, device=x.device) < 0.5
+    rows = dy + torch.arange(h, device=x.device)
+    cols = dx + torch.arange(w, device=x.device)
+    cols = torch.where(flip, cols.flip(1), cols)
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    # Advanced indices split by a slice put the indexed dims first: the result is B×H×W×C.
+    out = padded[batch, :, rows[:, :, None], cols[:, None, :]]
+    return out.permute(0, 3, 1, 2)
+
+
+def lr_lambda(preset: Preset, steps_per_epoch: int) -> Callable[[int], float]:
+    """Linear warm-up, then cosine decay to zero over the whole run (per step)."""
+    total = preset.epochs * steps_per_epoch
+    warmup = int(preset.warmup_epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    return factor
+
+
+def train_victim(
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    num_classes: int,
+    preset: Preset,
+    countermeasure: Countermeasure,
+    seed: int,
+    device: torch.device,
+    progress: Callable[..., Any] = lambda it, **kw: it,
+) -> TrainResult:
+    """Train the preset's victim on uint8 training images and report clean test accuracy."""
+    torch.manual_seed(seed)
+    cuda = device.type == "cuda"
+    model = create_model(preset.model, num_classes).to(device, memory_format=torch.channels_last)
+    images, labels = train_images.to(device), train_labels.to(device)
+    n = len(images)
+    bs = min(preset.batch_size, n)
+    steps = n // bs
+    opt = torch.optim.SGD(
+        model.parameters(), lr=preset.lr, momentum=preset.momentum,
+        weight_decay=preset.weight_decay, nesterov=preset.nesterov,
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(preset, steps))
+    gen = torch.Generator(device=device).manual_seed(seed)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+    history: list[tuple[int, float]] = []
+    start = time.perf_counter()
+    bar = progress(range(preset.epochs), desc="train", unit="epoch", leave=False)
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(n, generator=gen, device=device)
+        total_loss = 0.0
+        for i in range(steps):
+            idx = order[i * bs : (i + 1) * bs]
+            x = random_crop_flip(images[idx].float().div_(255), gen)
+            x, y = countermeasure.augment(x, labels[idx], gen)
+            x = x.contiguous(memory_format=torch.channels_last)
+            with autocast:
+                loss = countermeasure.training_step(model, x, y, epoch)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {i}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total_loss += loss.item()
+        last = epoch == preset.epochs - 1
+        if last or (epoch + 1) % preset.eval_every == 0:
+            history.append((epoch + 1, evaluate(model, test_images, test_labels, device)))
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{total_loss / steps:.3f}", test=f"{history[-1][1]:.3f}" if history else "-")
+    seconds = time.perf_counter() - start
+    return TrainResult(
+        final_acc=history[-1][1],
+        peak_acc=max(acc for _, acc in history),
+        train_acc=evaluate(model, train_images, train_labels, device),
+        history=history,
+        seconds=seconds,
+        images_per_second=preset.epochs * steps * bs / seconds,
+    )
