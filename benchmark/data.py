@@ -124,16 +124,21 @@ def load_image_folder(folder: str | os.PathLike, num_classes: int, resolution: i
     return ImageSet(torch.stack(images), torch.tensor(labels, dtype=torch.int64), classes)
 
 
+def balanced_indices(labels: torch.Tensor, num_classes: int, per_class: int, seed: int) -> torch.Tensor:
+    """Sorted indices of a seeded subset with `per_class` items of every class."""
+    gen = torch.Generator().manual_seed(seed)
+    picks = []
+    for c in range(num_classes):
+        idx = (labels == c).nonzero().flatten()
+        if len(idx) < per_class:
+            raise ValueError(f"class {c} has {len(idx)} images, {per_class} requested")
+        picks.append(idx[torch.randperm(len(idx), generator=gen)[:per_class]])
+    return torch.cat(picks).sort().values
+
+
 def balanced_subset(data: ImageSet, per_class: int | None, seed: int) -> ImageSet:
     """A seeded subset with `per_class` images of every class (None: everything)."""
     if per_class is None:
         return data
-    gen = torch.Generator().manual_seed(seed)
-    picks = []
-    for c in range(data.num_classes):
-        idx = (data.labels == c).nonzero().flatten()
-        if len(idx) < per_class:
-            raise ValueError(f"class {c} ({data.classes[c]}) has {len(idx)} images, {per_class} requested")
-        picks.append(idx[torch.randperm(len(idx), generator=gen)[:per_class]])
-    keep = torch.cat(picks).sort().values
+    keep = balanced_indices(data.labels, data.num_classes, per_class, seed)
     return ImageSet(data.images[keep].contiguous(), data.labels[keep].contiguous(), data.classes)

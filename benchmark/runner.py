@@ -42,6 +42,13 @@ class GridConfig:
     method_args: dict[str, dict[str, str]] = field(default_factory=dict)
     defense_args: dict[str, dict[str, str]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        get_preset(self.preset)
+        for name in self.method_args:
+            self.method(name)  # bad parameter names or values fail here, before any work
+        for name in self.defense_args:
+            self.countermeasure(name)
+
     @property
     def preset_obj(self) -> Preset:
         return get_preset(self.preset)

@@ -1,33 +1,34 @@
 """Countermeasures that transform the whole training set once before training."""
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
+import numpy as np
 import torch
-from torchvision.io import decode_jpeg, encode_jpeg
-from torchvision.transforms.v2 import functional as TF
+from PIL import Image
 
 from benchmark.plugins import Context, Countermeasure
 from benchmark.registry import register_countermeasure
-
-CHUNK = 4096
 
 
 @register_countermeasure("grayscale")
 @dataclass
 class Grayscale(Countermeasure):
-    """ISS-G: ITU-R 601-2 luma, replicated to three identical channels."""
+    """ISS-G: ITU-R 601-2 luma exactly as PIL's convert('L'), replicated to three identical channels."""
 
     family = "pre-processing"
 
     def preprocess(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
-        return TF.rgb_to_grayscale(images, num_output_channels=3)
+        r, g, b = images.int().unbind(1)
+        luma = ((r * 19595 + g * 38470 + b * 7471 + 32768) >> 16).to(torch.uint8)  # PIL's fixed-point weights
+        return luma[:, None].expand_as(images).contiguous()
 
 
 @register_countermeasure("jpeg10")
 @dataclass
 class Jpeg(Countermeasure):
-    """ISS-J: JPEG compression at quality 10 and back."""
+    """ISS-J: JPEG compression at quality 10 and back (PIL's encoder, as ISS)."""
 
     quality: int = 10
     family = "pre-processing"
@@ -37,8 +38,10 @@ class Jpeg(Countermeasure):
             raise ValueError(f"jpeg quality must be in 1..100, got {self.quality}")
 
     def preprocess(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
-        out = torch.empty_like(images)
-        for i in ctx.progress(range(0, len(images), CHUNK), desc=f"jpeg q{self.quality}", leave=False):
-            chunk = list(images[i : i + CHUNK])
-            out[i : i + CHUNK] = torch.stack(decode_jpeg(encode_jpeg(chunk, quality=self.quality)))
-        return out
+        hwc = images.permute(0, 2, 3, 1).numpy()
+        out = np.empty_like(hwc)
+        for i in ctx.progress(range(len(hwc)), desc=f"jpeg q{self.quality}", leave=False, mininterval=1):
+            buffer = io.BytesIO()
+            Image.fromarray(hwc[i]).save(buffer, format="JPEG", quality=self.quality)
+            out[i] = np.asarray(Image.open(buffer).convert("RGB"))
+        return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
