@@ -31,11 +31,10 @@ class Leaderboard:
         return f"{self.dataset} · preset {self.preset} · victim {self.model} · {n} seed{'s' if n != 1 else ''}"
 
 
-def _order(names: Iterable[str], registered: list[str], first: str | None = None) -> list[str]:
-    names = list(dict.fromkeys(names))
+def _order(names: Iterable[str], registered: list[str], first: str) -> list[str]:
+    """`first`, then registry order, then names no installed plugin carries (alphabetically)."""
     rank = {n: i for i, n in enumerate(registered)}
-    ordered = sorted(names, key=lambda n: (n != first, rank.get(n, len(rank)), n))
-    return ordered
+    return sorted(set(names), key=lambda n: (n != first, rank.get(n, len(rank)), n))
 
 
 def build_leaderboards(rows: list[dict[str, Any]]) -> list[Leaderboard]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import platform
 import subprocess
@@ -94,9 +95,17 @@ def load_splits(dataset: str, data_root: str | None, preset: str) -> tuple[Image
     return train, test
 
 
+@functools.lru_cache(maxsize=4)
+def data_fingerprint(dataset: str, data_root: str | None, preset: str) -> str:
+    """SHA-256 of the preset's training images and labels, so a cache never mixes up data roots."""
+    train, _ = load_splits(dataset, data_root, preset)
+    h = hashlib.sha256(train.images.numpy().tobytes())
+    h.update(train.labels.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def make_context(config: GridConfig, seed: int, num_classes: int, progress: Callable[..., Any]) -> Context:
-    cache = config.cache
-    return Context(config.torch_device, seed, config.preset_obj, num_classes, cache.root, progress)
+    return Context(config.torch_device, seed, config.preset_obj, num_classes, config.cache.root, progress)
 
 
 def protected_set(
@@ -107,7 +116,7 @@ def protected_set(
     method = config.method(method_name)
     p = config.preset_obj
     spec = {
-        "dataset": config.dataset, "train_per_class": p.train_per_class, "subset_seed": p.subset_seed,
+        "dataset": config.dataset, "data": data_fingerprint(config.dataset, config.data_root, config.preset),
         "preset": p.name, "method": method_name, "params": method.params(), "seed": seed, "version": __version__,
     }
     budget = method.budget_for(tuple(train.images.shape[1:]))
