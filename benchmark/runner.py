@@ -31,6 +31,11 @@ from .training import train_victim
 ENV_CACHE_DIR = "UEBENCH_CACHE_DIR"
 
 
+def _quiet(it: Any = None, **kw: Any) -> Any:
+    """A progress-bar factory that shows nothing."""
+    return it
+
+
 @dataclass(frozen=True)
 class GridConfig:
     """What every cell of one run shares."""
@@ -109,7 +114,7 @@ def make_context(config: GridConfig, seed: int, num_classes: int, progress: Call
 
 
 def protected_set(
-    config: GridConfig, method_name: str, seed: int, progress: Callable[..., Any] = lambda it, **kw: it
+    config: GridConfig, method_name: str, seed: int, progress: Callable[..., Any] = _quiet
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """The method's protected training set (from cache when valid) and its generation record."""
     train, _ = load_splits(config.dataset, config.data_root, config.preset)
@@ -136,7 +141,7 @@ def protected_set(
     return images, {**meta, "cached": cached, "budget": str(budget), "params": method.params(), "key": spec_key(spec)}
 
 
-def run_cell(cell: Cell, config: GridConfig, progress: Callable[..., Any] = lambda it, **kw: it) -> dict[str, Any]:
+def run_cell(cell: Cell, config: GridConfig, progress: Callable[..., Any] = _quiet) -> dict[str, Any]:
     """Train and evaluate one cell; returns its result row (raises on failure)."""
     started = _now()
     t0 = time.perf_counter()
@@ -223,10 +228,6 @@ def _run_cell_safely(cell: Cell, config: GridConfig, progress: Callable[..., Any
 
 def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
-
-
-def _quiet(it: Any = None, **kw: Any) -> Any:
-    return it
 
 
 @dataclass
