@@ -38,7 +38,8 @@ class Budget:
 
 @dataclass
 class Context:
-    """What a plugin may use: device, seed, preset, cache folder and a progress-bar factory."""
+    """What a plugin may use: device, seed, preset, cache folder, progress bars, and on demand a
+    clean surrogate model and clean images held out from the training set."""
 
     device: torch.device
     seed: int
@@ -46,10 +47,26 @@ class Context:
     num_classes: int
     cache_dir: Path
     progress: Callable[..., Any] = field(default=lambda iterable=None, **kw: iterable)
+    surrogate_fn: Callable[[str], torch.nn.Module] | None = None
+    heldout_fn: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def generator(self, stream: int = 0, device: str | torch.device = "cpu") -> torch.Generator:
         """A fresh generator seeded by the cell seed and a plugin-chosen stream number."""
         return torch.Generator(device=device).manual_seed(self.seed * 1_000_003 + stream)
+
+    def surrogate(self, arch: str | None = None) -> torch.nn.Module:
+        """A model of `arch` (default: the preset's victim) trained on the clean training set with the
+        preset's recipe, cached by the engine; frozen, in eval mode, on `device`."""
+        if self.surrogate_fn is None:
+            raise RuntimeError("no surrogate models in this context: build it with benchmark.runner.make_context")
+        return self.surrogate_fn(arch or self.preset.model)
+
+    def heldout(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clean uint8 images and labels of the dataset's training split that are not in the preset's
+        training set (what a defender may use to fit a purifier); empty when the preset uses it all."""
+        if self.heldout_fn is None:
+            raise RuntimeError("no held-out data in this context: build it with benchmark.runner.make_context")
+        return self.heldout_fn()
 
 
 class Plugin:

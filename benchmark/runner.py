@@ -1,6 +1,7 @@
 """The grid: generate protected sets once, run every (method, countermeasure, seed) cell, store rows."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
@@ -20,15 +21,18 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .cache import ArtifactCache, spec_key
-from .data import ImageSet, balanced_subset, load_dataset, user_cache_dir
+from .data import ImageSet, balanced_indices, balanced_subset, load_dataset, user_cache_dir
 from .metrics import check_budget, perturbation_metrics
 from .plugins import Context, Countermeasure, Method, build
 from .presets import Preset, get_preset
 from .registry import countermeasures, methods
 from .store import SCHEMA_VERSION, append_row, finished_ids
+from .models import create_model
 from .training import train_victim
 
 ENV_CACHE_DIR = "UEBENCH_CACHE_DIR"
+SURROGATE_SEED = 0  # fixed, so a whole grid (any seeds) trains one surrogate per (dataset, preset, arch)
+_surrogates: dict[tuple[str, str], torch.nn.Module] = {}
 
 
 def _quiet(it: Any = None, **kw: Any) -> Any:
@@ -109,8 +113,60 @@ def data_fingerprint(dataset: str, data_root: str | None, preset: str) -> str:
     return h.hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=2)
+def heldout_split(dataset: str, data_root: str | None, preset: str) -> ImageSet:
+    """The dataset's training images outside the preset's training subset (empty for full-set presets)."""
+    p = get_preset(preset)
+    full = load_dataset(dataset, True, data_root)
+    keep = torch.zeros(len(full), dtype=torch.bool)
+    if p.train_per_class is None:
+        keep[:] = True
+    else:
+        keep[balanced_indices(full.labels, full.num_classes, p.train_per_class, p.subset_seed)] = True
+    return ImageSet(full.images[~keep].contiguous(), full.labels[~keep].contiguous(), full.classes)
+
+
+def surrogate_model(config: GridConfig, arch: str, progress: Callable[..., Any] = _quiet) -> torch.nn.Module:
+    """`arch` trained on the clean training subset with the preset's recipe: from memory, else from
+    the cache (SHA-256 checked, weights_only), else trained and cached. Frozen, eval mode."""
+    train, test = load_splits(config.dataset, config.data_root, config.preset)
+    p = config.preset_obj
+    spec = {
+        "dataset": config.dataset, "data": data_fingerprint(config.dataset, config.data_root, config.preset),
+        "preset": p.as_dict(), "arch": arch, "seed": SURROGATE_SEED, "version": __version__,
+    }
+    memo = (str(config.cache.root), spec_key(spec))
+    if memo in _surrogates:
+        return _surrogates[memo]
+    device = config.torch_device
+
+    def create() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        recipe = dataclasses.replace(p, model=arch)
+        result = train_victim(
+            train.images, train.labels, test.images, test.labels, train.num_classes,
+            recipe, config.countermeasure("none"), SURROGATE_SEED, device, progress,
+        )
+        state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
+        return state, {"test_acc": result.final_acc, "train_acc": result.train_acc, "train_s": result.seconds}
+
+    state, _, _ = config.cache.get_or_create("surrogate", spec, create)
+    model = create_model(arch, train.num_classes)
+    model.load_state_dict(state)
+    model = model.to(device).eval().requires_grad_(False)
+    _surrogates[memo] = model
+    return model
+
+
 def make_context(config: GridConfig, seed: int, num_classes: int, progress: Callable[..., Any]) -> Context:
-    return Context(config.torch_device, seed, config.preset_obj, num_classes, config.cache.root, progress)
+    return Context(
+        config.torch_device, seed, config.preset_obj, num_classes, config.cache.root, progress,
+        surrogate_fn=lambda arch: surrogate_model(config, arch, progress),
+        heldout_fn=lambda: _as_pair(heldout_split(config.dataset, config.data_root, config.preset)),
+    )
+
+
+def _as_pair(data: ImageSet) -> tuple[torch.Tensor, torch.Tensor]:
+    return data.images, data.labels
 
 
 def protected_set(

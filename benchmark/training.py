@@ -32,6 +32,7 @@ class TrainResult:
     history: list[tuple[int, float]] = field(default_factory=list)
     seconds: float = 0.0
     images_per_second: float = 0.0
+    model: torch.nn.Module | None = field(default=None, repr=False)
 
 
 def random_crop_flip(x: torch.Tensor, gen: torch.Generator, padding: int = CROP_PADDING) -> torch.Tensor:
@@ -124,4 +125,5 @@ def train_victim(
         history=history,
         seconds=seconds,
         images_per_second=preset.epochs * steps * bs / seconds,
+        model=model,
     )
