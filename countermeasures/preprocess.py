@@ -18,7 +18,7 @@ CHUNK = 5000  # images per float chunk: bounds memory (~60 MB) on the full 50k s
 
 @dataclass
 class ImageFilter(Countermeasure):
-    """A deterministic float-image operation applied once to the whole set, then rounded back to uint8."""
+    """A deterministic image operation applied once to the whole set, chunk by chunk on the device."""
 
     family = "pre-processing"
 
@@ -26,12 +26,14 @@ class ImageFilter(Countermeasure):
         """The operation on a float batch in [0, 1] (N×3×H×W, same shape out)."""
         raise NotImplementedError
 
+    def filter_uint8(self, images: torch.Tensor) -> torch.Tensor:
+        """The operation on a uint8 batch: `filter` in float, rounded back (override for exact integer work)."""
+        return self.filter(images.float().div_(255)).mul_(255).round_().clamp_(0, 255).to(torch.uint8)
+
     def preprocess(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
         out = torch.empty_like(images)
         for start in range(0, len(images), CHUNK):
-            x = images[start : start + CHUNK].to(ctx.device).float().div_(255)
-            y = self.filter(x).mul_(255).round_().clamp_(0, 255).to(torch.uint8)
-            out[start : start + CHUNK] = y.cpu()
+            out[start : start + CHUNK] = self.filter_uint8(images[start : start + CHUNK].to(ctx.device)).cpu()
         return out
 
 
@@ -57,18 +59,29 @@ class GaussianBlur(ImageFilter):
         return kornia.filters.gaussian_blur2d(x, self.kernel, (self.sigma, self.sigma))
 
 
+# Compare-exchanges (i, j): v[i] gets the smaller, v[j] the larger; the median of 9 ends at index 4.
+MEDIAN9_EXCHANGES = [
+    (1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3),
+    (5, 8), (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2),
+]
+
+
 @register_countermeasure("median_filter")
 @dataclass
 class MedianFilter(ImageFilter):
-    """Median filter, 3×3 window per channel, reflected border (kornia)."""
+    """Median filter, 3×3 window per channel, reflected border (as kornia's median_blur, on uint8)."""
 
-    kernel: int = 3
-
-    def __post_init__(self) -> None:
-        _check_odd_kernel("median_filter", self.kernel)
-
-    def filter(self, x: torch.Tensor) -> torch.Tensor:
-        return kornia.filters.median_blur(x, self.kernel)
+    def filter_uint8(self, images: torch.Tensor) -> torch.Tensor:
+        # A sorting network of min/max on uint8 is exact and ~6× faster than kornia's float median_blur,
+        # which would take most of the one-minute budget on the full training set on 2 CPU cores.
+        h, w = images.shape[-2:]
+        rows = torch.tensor([1, *range(h), h - 2], device=images.device)  # reflect padding by one pixel
+        cols = torch.tensor([1, *range(w), w - 2], device=images.device)
+        padded = images[..., rows, :][..., cols]
+        v = [padded[..., dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)]
+        for i, j in MEDIAN9_EXCHANGES:
+            v[i], v[j] = torch.minimum(v[i], v[j]), torch.maximum(v[i], v[j])
+        return v[4].contiguous()
 
 
 @register_countermeasure("mean_filter")

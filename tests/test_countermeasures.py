@@ -1,7 +1,7 @@
 """Countermeasures change what they must and nothing else."""
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 
 import kornia.filters
 import numpy as np
@@ -12,8 +12,9 @@ from PIL import Image
 
 from benchmark.metrics import perturbation_metrics
 from benchmark.models import create_model
-from benchmark.plugins import build, global_rng_from
+from benchmark.plugins import Countermeasure, build, global_rng_from
 from benchmark.registry import countermeasures
+from benchmark.runner import Cell, GridConfig, run_cell
 
 # PROTOCOL.md's table (dvae and diffusion, the purification family, come with countermeasures/purify.py).
 PROTOCOL_FAMILIES = {
@@ -149,6 +150,12 @@ def test_median_filter_removes_salt_and_pepper_noise(cifar_small, ctx):
     assert mse_filtered < 0.2 * mse_noisy
 
 
+def test_median_filter_equals_kornias_median_blur(cifar_small, ctx):
+    out = _made("median_filter", ctx).run_preprocess(cifar_small.images, cifar_small.labels, ctx)
+    reference = kornia.filters.median_blur(cifar_small.images.float(), 3).to(torch.uint8)
+    assert torch.equal(out, reference)
+
+
 @pytest.mark.parametrize("name", ["gaussian_blur", "mean_filter", "resize"])
 def test_low_pass_filters_lower_high_frequency_energy(name, cifar_small, ctx):
     out = _made(name, ctx).run_preprocess(cifar_small.images, cifar_small.labels, ctx)
@@ -252,10 +259,18 @@ def test_adv_train_pgd_stays_in_the_ball_and_raises_the_loss(cifar_small, ctx):
     assert pgd > 1.2 * clean and pgd > random + 0.2, (clean, random, pgd)
 
 
-def test_adv_train_epochs_scale_by_preset_and_are_reported(ctx):
-    cm = _made("adv_train", ctx)
-    assert cm.effective_params()["adv_epochs"] == cm.ADV_EPOCHS["smoke"] and cm.effective_params()["epochs"] == 4
+def test_adv_train_attacks_the_last_adv_epochs_and_reports_them(cifar_small, ctx):
+    assert _made("adv_train", ctx).effective_params()["adv_epochs"] == ctx.preset.epochs == 4
     assert _made("adv_train", ctx, adv_epochs=99).effective_params()["adv_epochs"] == 4
+    cm = _made("adv_train", ctx, adv_epochs=1)
+    assert cm.effective_params()["adv_epochs"] == 1
+    x, y = _batch(cifar_small, 16)
+    model = create_model("tinycnn", 10)
+    calls = []
+    model.register_forward_hook(lambda m, inputs, out: calls.append(1))
+    cm.training_step(model, x, y, epoch=2)
+    cm.training_step(model, x, y, epoch=3)
+    assert len(calls) == 1 + (10 + 1), "a standard step, then 10 PGD steps and the update"
 
 
 def test_ueraser_repeats_in_the_early_epochs_only(cifar_small, ctx):
@@ -325,15 +340,18 @@ def test_bad_parameter_name_lists_the_valid_ones():
         build(countermeasures.get("jpeg10"), {"qual": "5"})
 
 
-def test_rows_record_the_effective_settings(tmp_path, data_root):
-    from benchmark.cli import main
+def test_run_cell_sets_the_countermeasure_up_and_records_its_effective_params(tmp_path, data_root, temp_plugin):
+    @dataclass
+    class Probe(Countermeasure):
+        """Derives a setting from the preset in setup, as ueraser and adv_train do."""
 
-    argv = ["run", "--preset", "smoke", "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"),
-            "--data-root", data_root, "--device", "cpu", "--no-progress", "--methods", "ops", "--no-clean",
-            "--defenses", "ueraser,mixup", "--defense-args", "ueraser.repeats=2"]
-    assert main(argv) == 0
-    rows = {r["countermeasure"]: r for r in map(json.loads, (tmp_path / "run" / "results.jsonl").open())}
-    assert all(r["status"] == "ok" for r in rows.values())
-    assert rows["ueraser"]["countermeasure_effective_params"] == {"repeats": 2, "repeat_fraction": 0.3, "repeat_epochs": 1}
-    assert rows["ueraser"]["countermeasure_stages"] == ["training_step"]
-    assert rows["mixup"]["countermeasure_effective_params"] == rows["mixup"]["countermeasure_params"]
+        def setup(self, ctx):
+            self._epochs_seen = ctx.preset.epochs
+
+        def effective_params(self):
+            return {**self.params(), "epochs_seen": self._epochs_seen}
+
+    temp_plugin(countermeasures, "zz-probe", Probe)
+    config = GridConfig(preset="smoke", data_root=data_root, cache_dir=str(tmp_path), device="cpu")
+    row = run_cell(Cell("ops", "zz-probe", 0), config)
+    assert row["status"] == "ok" and row["countermeasure_effective_params"] == {"epochs_seen": 4}
