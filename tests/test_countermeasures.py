@@ -294,6 +294,27 @@ def test_ueraser_transform_keeps_range_and_follows_the_generator(cifar_small, ct
     assert (a - x).abs().mean() > 0.02
 
 
+def test_plasma_fractals_match_kornias_diamond_square_statistics():
+    from kornia.contrib import diamond_square
+
+    from countermeasures.augment import plasma
+
+    roughness = torch.full((1000,), 0.5)
+    ours = plasma(1000, 32, 32, roughness, torch.Generator().manual_seed(0))
+    assert torch.equal(ours, plasma(1000, 32, 32, roughness, torch.Generator().manual_seed(0)))
+    torch.manual_seed(0)
+    reference = diamond_square((1000, 1, 32, 32), roughness).squeeze(1)
+    assert ours.shape == reference.shape and 0 <= ours.min() and ours.max() <= 1
+
+    def stats(maps: torch.Tensor) -> torch.Tensor:
+        """Overall std, mean within-map std, mean absolute horizontal step, std at a corner."""
+        steps = (maps[:, :, 1:] - maps[:, :, :-1]).abs().mean()
+        return torch.stack([maps.std(), maps.flatten(1).std(1).mean(), steps, maps[:, 0, 0].std()])
+
+    assert abs(ours.mean() - 0.5) < 0.01
+    assert torch.allclose(stats(ours), stats(reference), rtol=0.05)
+
+
 def test_ortho_projection_leaves_no_component_along_the_class_directions(cifar_small, ctx):
     cm = _made("ortho_projection", ctx)
     basis = cm.directions(cifar_small.images, cifar_small.labels, ctx)
