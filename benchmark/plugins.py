@@ -50,6 +50,7 @@ class Context:
     progress: Callable[..., Any] = field(default=lambda iterable=None, **kw: iterable)
     surrogate_fn: Callable[[str], torch.nn.Module] | None = None
     heldout_fn: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None
+    notes: dict[str, Any] = field(default_factory=dict)  # what a plugin reports (settings used, stats); stored in rows
 
     def generator(self, stream: int = 0, device: str | torch.device = "cpu") -> torch.Generator:
         """A fresh generator seeded by the cell seed and a plugin-chosen stream number."""

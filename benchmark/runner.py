@@ -188,7 +188,9 @@ def protected_set(
         out = method(train.images, train.labels, ctx)
         seconds = time.perf_counter() - start
         check_budget(method_name, budget, train.images, out)
-        return {"images": out}, {"generate_s": seconds, "perturbation": perturbation_metrics(train.images, out)}
+        return {"images": out}, {
+            "generate_s": seconds, "perturbation": perturbation_metrics(train.images, out), "notes": ctx.notes,
+        }
 
     tensors, meta, cached = config.cache.get_or_create("protected", spec, create)
     images = tensors["images"]
@@ -233,6 +235,7 @@ def run_cell(cell: Cell, config: GridConfig, progress: Callable[..., Any] = _qui
         "perturbation": gen["perturbation"],
         "budget": gen["budget"],
         "method_params": gen["params"],
+        "method_notes": gen.get("notes", {}),
         "generation_cached": gen["cached"],
         "countermeasure_params": cm.params(),
         "countermeasure_effective_params": cm.effective_params(),

@@ -75,11 +75,17 @@ def train_victim(
     seed: int,
     device: torch.device,
     progress: Callable[..., Any] = lambda it, **kw: it,
+    amp: bool = True,
+    channels_last: bool = True,
 ) -> TrainResult:
-    """Train the preset's victim on uint8 training images and report clean test accuracy."""
+    """Train the preset's victim on uint8 training images and report clean test accuracy
+    (`amp`: bf16 autocast on CUDA; `channels_last`: NHWC memory layout)."""
     torch.manual_seed(seed)
     cuda = device.type == "cuda"
-    model = create_model(preset.model, num_classes).to(device, memory_format=torch.channels_last)
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = create_model(preset.model, num_classes).to(device, memory_format=layout)
     images, labels = train_images.to(device), train_labels.to(device)
     n = len(images)
     bs = min(preset.batch_size, n)
@@ -90,33 +96,34 @@ def train_victim(
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(preset, steps))
     gen = torch.Generator(device=device).manual_seed(seed)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and amp else nullcontext()
     history: list[tuple[int, float]] = []
     start = time.perf_counter()
     bar = progress(range(preset.epochs), desc="train", unit="epoch", leave=False)
     for epoch in bar:
         model.train()
         order = torch.randperm(n, generator=gen, device=device)
-        total_loss = 0.0
+        total_loss = torch.zeros((), device=device)  # summed on the device: no host sync per step
         for i in range(steps):
             idx = order[i * bs : (i + 1) * bs]
             x = random_crop_flip(images[idx].float().div_(255), gen)
             x, y = countermeasure.augment(x, labels[idx], gen)
-            x = x.contiguous(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=layout)
             with autocast:
                 loss = countermeasure.training_step(model, x, y, epoch)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {i}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            total_loss += loss.item()
+            total_loss += loss.detach().float()
+        mean_loss = total_loss.item() / steps
+        if not math.isfinite(mean_loss):
+            raise TrainingDiverged(f"loss became {mean_loss} during epoch {epoch + 1}")
         last = epoch == preset.epochs - 1
         if last or (epoch + 1) % preset.eval_every == 0:
             history.append((epoch + 1, evaluate(model, test_images, test_labels, device)))
         if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{total_loss / steps:.3f}", test=f"{history[-1][1]:.3f}" if history else "-")
+            bar.set_postfix(loss=f"{mean_loss:.3f}", test=f"{history[-1][1]:.3f}" if history else "-")
     seconds = time.perf_counter() - start
     return TrainResult(
         final_acc=history[-1][1],

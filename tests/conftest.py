@@ -11,6 +11,7 @@ from benchmark.data import ENV_DATA_ROOT, ImageSet, balanced_subset, load_datase
 from benchmark.plugins import Context
 from benchmark.presets import PRESETS
 from benchmark.registry import Registry
+from benchmark.runner import GridConfig
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +26,13 @@ def data_root() -> str:
 def cifar_small(data_root: str) -> ImageSet:
     """200 real CIFAR-10 training images, 20 per class."""
     return balanced_subset(load_dataset("cifar10", True, data_root, download=False), 20, seed=0)
+
+
+@pytest.fixture(scope="session")
+def smoke_config(tmp_path_factory, data_root: str) -> GridConfig:
+    """The smoke preset on the CPU with one artifact cache for the whole session, so each protected
+    set and surrogate is generated once however many tests read it."""
+    return GridConfig(preset="smoke", data_root=data_root, cache_dir=str(tmp_path_factory.mktemp("cache")), device="cpu")
 
 
 @pytest.fixture

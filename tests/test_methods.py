@@ -9,28 +9,25 @@ import torch
 from benchmark.metrics import BudgetError, check_budget, per_image_norms
 from benchmark.plugins import Budget, Method
 from benchmark.registry import methods
-from benchmark.runner import GridConfig, protected_set
+from benchmark.runner import GridConfig, load_splits, protected_set
 from methods.lsp import l2_budget
 from methods.ops import CORNERS
 
 
 @pytest.fixture
-def config(tmp_path, data_root) -> GridConfig:
-    return GridConfig(preset="smoke", data_root=data_root, cache_dir=str(tmp_path / "cache"), device="cpu")
+def config(smoke_config) -> GridConfig:
+    return smoke_config
 
 
 def _saved(config: GridConfig, name: str, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(clean, protected as read back from the cache file, labels)."""
-    from benchmark.runner import load_splits
-
-    protected_set(config, name, seed)
+    _, gen = protected_set(config, name, seed)
     train, _ = load_splits(config.dataset, config.data_root, config.preset)
-    files = sorted((config.cache.root / "protected").glob("*.pt"), key=lambda p: p.stat().st_mtime)
-    saved = torch.load(files[-1], weights_only=True)["images"]
+    saved = torch.load(config.cache.paths("protected", gen["key"])[0], weights_only=True)["images"]
     return train.images, saved, train.labels
 
 
-@pytest.mark.parametrize("name", ["clean", "ops", "lsp"])
+@pytest.mark.parametrize("name", methods.names())
 def test_every_method_holds_its_budget_on_the_saved_output(config, name):
     clean, saved, _ = _saved(config, name)
     assert saved.dtype == torch.uint8 and saved.shape == clean.shape
@@ -80,7 +77,9 @@ def test_lsp_depends_on_seed_only(cifar_small, ctx):
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_engine_rejects_a_budget_violation(config, temp_plugin):
+def test_engine_rejects_a_budget_violation(tmp_path, data_root, temp_plugin):
+    config = GridConfig(preset="smoke", data_root=data_root, cache_dir=str(tmp_path), device="cpu")
+
     @dataclass
     class Cheater(Method):
         """Claims L∞ 8/255 but adds 12/255."""

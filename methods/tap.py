@@ -1,0 +1,80 @@
+"""Targeted adversarial poisoning (Fowl et al., NeurIPS 2021)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import torchattacks
+
+from benchmark.plugins import Budget, Context, Method
+from benchmark.presets import Preset
+from benchmark.registry import register_method
+
+from .attacks import accuracy, batches, quantize, toward
+
+# Per preset: PGD steps, step size (/255) and restarts. The paper: 250 steps, 8 restarts.
+SCHEDULE: dict[str, tuple[int, float, int]] = {"smoke": (10, 2.0, 1), "quick": (40, 1.0, 1), "paper": (250, 0.5, 8)}
+PGD_BATCH = 500
+
+
+@register_method("tap")
+@dataclass
+class TargetedAdversarialPoisoning(Method):
+    """Targeted adversarial poisoning, L∞ 8/255: PGD on a clean surrogate towards label (y+1) mod C."""
+
+    eps: float = 8.0  # L∞ radius in 1/255 steps
+    steps: int = 0  # PGD steps (0: the preset's)
+    step_size: float = 0.0  # in 1/255 (0: the preset's)
+    restarts: int = 0  # random restarts, the lowest target loss wins per image (0: the preset's)
+    shift: int = 1  # target label = (y + shift) mod C
+    arch: str = ""  # surrogate architecture (empty: the preset's victim)
+
+    budget = Budget("linf", 8 / 255)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.eps <= 255:
+            raise ValueError(f"eps must be in (0, 255] (units of 1/255), got {self.eps}")
+        if self.steps < 0 or self.restarts < 0:
+            raise ValueError(f"steps and restarts must be ≥ 0, got {self.steps}, {self.restarts}")
+
+    def budget_for(self, image_shape: tuple[int, ...]) -> Budget:
+        return Budget("linf", self.eps / 255)
+
+    def settings(self, preset: Preset) -> dict[str, Any]:
+        """The effective settings at `preset` (zero-valued parameters take the preset's value)."""
+        steps, step_size, restarts = SCHEDULE.get(preset.name, SCHEDULE["paper"])
+        return {
+            "eps": self.eps, "steps": self.steps or steps, "step_size": self.step_size or step_size,
+            "restarts": self.restarts or restarts, "shift": self.shift, "arch": self.arch or preset.model,
+        }
+
+    def generate(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
+        s = self.settings(ctx.preset)
+        if self.shift % ctx.num_classes == 0:
+            raise ValueError(f"shift {self.shift} maps every label to itself with {ctx.num_classes} classes")
+        model = ctx.surrogate(s["arch"])
+        c = ctx.num_classes
+        pgd = toward(lambda y: (y + self.shift) % c, torchattacks.PGD(model, s["eps"] / 255, s["step_size"] / 255, s["steps"]))
+        torch.manual_seed(ctx.seed)  # torchattacks draws its random start from the global generator
+        device = next(model.parameters()).device
+        x = images.float().div_(255)
+        target = (labels + self.shift) % c
+        best = x.clone()
+        best_loss = torch.full((len(x),), float("inf"))
+        for _ in ctx.progress(range(s["restarts"]), desc="tap restarts", leave=False):
+            for sl in batches(len(x), PGD_BATCH, ctx.progress, "tap"):
+                adv = pgd(x[sl].to(device), labels[sl].to(device))
+                with torch.no_grad():
+                    loss = F.cross_entropy(model(adv), target[sl].to(device), reduction="none").cpu()
+                better = loss < best_loss[sl]
+                best[sl][better] = adv.cpu()[better]
+                best_loss[sl] = torch.minimum(loss, best_loss[sl])
+        protected = quantize(images, best - x)
+        ctx.notes.update(
+            settings=s,
+            surrogate_clean_acc=accuracy(model, x, labels),
+            target_success=accuracy(model, protected.float().div_(255), target),
+        )
+        return protected
