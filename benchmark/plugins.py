@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +71,22 @@ class Context:
         return self.heldout_fn()
 
 
+@contextmanager
+def global_rng_from(gen: torch.Generator) -> Iterator[None]:
+    """Seed torch's global RNG from `gen` for the duration of the block, then restore it.
+
+    For library code that draws from the global RNG (kornia, torchvision.transforms.v2, torchattacks):
+    its draws then follow `gen`, so a run is reproducible under a seed, and the caller's global stream
+    is left as it was."""
+    seed = int(torch.randint(0, 2**62, (), generator=gen, device=gen.device))
+    devices = []
+    if gen.device.type == "cuda":
+        devices = [gen.device.index if gen.device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
 class Plugin:
     """Shared metadata: name (set by the registry), one-line summary, parameters."""
 
@@ -114,6 +131,14 @@ class Countermeasure(Plugin):
 
     family: ClassVar[str] = "none"
     cache_preprocess: ClassVar[bool] = False  # True for costly pre-processing worth keeping on disk
+
+    def setup(self, ctx: Context) -> None:
+        """Once per cell, before any stage runs (called by `run_cell`): keep what a stage needs from `ctx`,
+        e.g. the preset's epochs, the number of classes, or a generator on the training device."""
+
+    def effective_params(self) -> dict[str, Any]:
+        """The settings actually used after `setup` (stored in the result row): `params()` plus derived ones."""
+        return self.params()
 
     def preprocess(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
         """Once per training set: uint8 N×3×H×W in, uint8 of the same shape out."""

@@ -207,6 +207,7 @@ def run_cell(cell: Cell, config: GridConfig, progress: Callable[..., Any] = _qui
     images, gen = protected_set(config, cell.method, cell.seed, progress)
     cm = config.countermeasure(cell.countermeasure)
     ctx = make_context(config, cell.seed, train.num_classes, progress)
+    cm.setup(ctx)
     t1 = time.perf_counter()
     if cm.cache_preprocess:
         spec = {"protected": gen["key"], "countermeasure": cm.name, "params": cm.params(), "version": __version__}
@@ -237,6 +238,7 @@ def run_cell(cell: Cell, config: GridConfig, progress: Callable[..., Any] = _qui
         "method_notes": gen.get("notes", {}),
         "generation_cached": gen["cached"],
         "countermeasure_params": cm.params(),
+        "countermeasure_effective_params": cm.effective_params(),
         "countermeasure_family": cm.family,
         "countermeasure_stages": cm.stages(),
         "train_size": len(train),

@@ -1,2 +1,2 @@
-"""Built-in countermeasures; importing this package registers them."""
-from . import augment, preprocess  # noqa: F401
+"""Built-in countermeasures, one module per family; importing this package registers them in protocol order."""
+from . import augment, preprocess, training  # noqa: F401

@@ -1,13 +1,229 @@
-"""Countermeasures that act per batch on the training device."""
+"""Countermeasures that act per batch on the training device (float images in [0, 1])."""
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from benchmark.plugins import Countermeasure
+import kornia.augmentation as K
+import torch
+import torch.nn.functional as F
+import torchvision.transforms.v2 as T
+import torchvision.transforms.v2.functional as TF
+
+from benchmark.plugins import Context, Countermeasure, global_rng_from
 from benchmark.registry import register_countermeasure
+
+
+def _check_range(name: str, value: float, low: float, high: float, what: str) -> None:
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low:g}, {high:g}] ({what}), got {value}")
 
 
 @register_countermeasure("none")
 @dataclass
 class NoDefense(Countermeasure):
     """Standard training: RandomCrop(32, pad 4) + horizontal flip, which every countermeasure keeps."""
+
+
+@register_countermeasure("cutout")
+@dataclass
+class Cutout(Countermeasure):
+    """Cutout (DeVries & Taylor 2017): one square hole per image set to 0, centred anywhere, clipped at the border."""
+
+    size: int = 16
+    family = "augmentation"
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ValueError(f"cutout size must be a positive number of pixels, got {self.size}")
+
+    def augment(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        b, _, h, w = x.shape
+        cy = torch.randint(0, h, (b, 1, 1), generator=gen, device=x.device)
+        cx = torch.randint(0, w, (b, 1, 1), generator=gen, device=x.device)
+        rows = torch.arange(h, device=x.device)[None, :, None]
+        cols = torch.arange(w, device=x.device)[None, None, :]
+        half = self.size // 2
+        hole = (rows >= cy - half) & (rows < cy - half + self.size) & (cols >= cx - half) & (cols < cx - half + self.size)
+        return x.masked_fill(hole[:, None], 0.0), y
+
+
+@dataclass
+class _LabelMixing(Countermeasure):
+    """Shared by MixUp and CutMix: with probability `prob` mix the batch (torchvision v2), labels always soft."""
+
+    alpha: float = 1.0
+    prob: float = 0.5
+    family = "augmentation"
+
+    def __post_init__(self) -> None:
+        if not self.alpha > 0:
+            raise ValueError(f"{self.name} alpha (the Beta distribution's parameter) must be > 0, got {self.alpha}")
+        _check_range(f"{self.name} prob", self.prob, 0.0, 1.0, "a probability")
+        self._mix: T.Transform | None = None
+
+    def make_transform(self, num_classes: int) -> T.Transform:
+        raise NotImplementedError
+
+    def setup(self, ctx: Context) -> None:
+        self._mix = self.make_transform(ctx.num_classes)
+
+    def augment(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._mix is None:
+            raise RuntimeError(f"{self.name}: call setup(ctx) before augment (it needs the number of classes)")
+        if torch.rand((), generator=gen, device=gen.device) >= self.prob:
+            return x, F.one_hot(y, self._mix.num_classes).to(x.dtype)
+        with global_rng_from(gen):  # torchvision draws the mixing weight and box from the global RNG
+            return self._mix(x, y)
+
+
+@register_countermeasure("cutmix")
+@dataclass
+class CutMix(_LabelMixing):
+    """CutMix (Yun et al. 2019): with prob 0.5 paste a box of a partner image, λ ~ Beta(1, 1), area-weighted labels."""
+
+    def make_transform(self, num_classes: int) -> T.Transform:
+        return T.CutMix(alpha=self.alpha, num_classes=num_classes)
+
+
+@register_countermeasure("mixup")
+@dataclass
+class MixUp(_LabelMixing):
+    """MixUp (Zhang et al. 2018): with prob 0.5 blend each image with a partner, λ ~ Beta(1, 1), labels alike."""
+
+    def make_transform(self, num_classes: int) -> T.Transform:
+        return T.MixUp(alpha=self.alpha, num_classes=num_classes)
+
+
+@register_countermeasure("autoaugment")
+@dataclass
+class AutoAugment(Countermeasure):
+    """AutoAugment's CIFAR-10 policy (torchvision v2 on uint8), one sub-policy draw per group of `group` images."""
+
+    # torchvision applies one sub-policy draw to a whole batch tensor; per image it costs 128 calls a
+    # batch. Groups of 8 keep each image's marginal distribution exactly AutoAugment's (the draw is
+    # independent of the images) and only correlate the augmentation within a group.
+    group: int = 8
+    family = "augmentation"
+
+    def __post_init__(self) -> None:
+        if self.group < 1:
+            raise ValueError(f"autoaugment group must be a positive number of images, got {self.group}")
+        self._policy = T.AutoAugment(T.AutoAugmentPolicy.CIFAR10)
+
+    def augment(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        images = x.mul(255).round_().to(torch.uint8)  # exact: crop+flip of uint8 images stays on the 1/255 grid
+        with global_rng_from(gen):  # torchvision draws the sub-policy and magnitudes from the global RNG
+            out = torch.cat([self._policy(chunk) for chunk in images.split(self.group)])
+        return out.to(x.dtype).div_(255), y
+
+
+def _uniform(low_high: tuple[float, float], n: int, gen: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    """N draws from U(low, high) on `like`'s device and dtype."""
+    low, high = low_high
+    return low + (high - low) * torch.rand(n, generator=gen, device=like.device, dtype=like.dtype)
+
+
+def _diamond_square_level(grid: torch.Tensor, weight: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One diamond-square refinement of N×n×n maps to N×(2n−1)×(2n−1): each new node is
+    (1 − weight)·mean(neighbours) + weight·U(0, 1), with 3 neighbours on the border (as kornia's)."""
+    n, size = grid.shape[0], 2 * grid.shape[1] - 1
+    noise = torch.rand(n, size, size, generator=gen, device=grid.device, dtype=grid.dtype) * weight
+    new = grid.new_zeros(n, size, size)
+    new[:, ::2, ::2] = grid
+    corners = grid[:, :-1, :-1] + grid[:, 1:, :-1] + grid[:, :-1, 1:] + grid[:, 1:, 1:]
+    new[:, 1::2, 1::2] = (1 - weight) * corners / 4 + noise[:, 1::2, 1::2]
+    padded = F.pad(new, (1, 1, 1, 1))
+    sums = padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] + padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:]
+    counts = 4.0 - F.pad(new.new_zeros(size - 2, size - 2), (1, 1, 1, 1), value=1.0)
+    odd = torch.arange(size, device=grid.device) % 2
+    edge_nodes = (odd[:, None] + odd[None, :]) == 1
+    return torch.where(edge_nodes, (1 - weight) * sums / counts + noise, new)
+
+
+def plasma(n: int, height: int, width: int, roughness: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """N plasma fractals in [0, 1] (N×H×W) by diamond-square, the recursion of kornia's `diamond_square`
+    (random_scale 1: level k mixes in noise with weight roughness^k), vectorised with slicing."""
+    levels = max(1, math.ceil(math.log2(max(height, width, 3) - 1)))
+    weight = roughness.view(-1, 1, 1)
+    grid = torch.rand(n, 2, 2, generator=gen, device=roughness.device, dtype=roughness.dtype)
+    grid = _diamond_square_level(grid, torch.zeros_like(weight), gen)  # the 3×3 seed: means only
+    for k in range(1, levels):
+        grid = _diamond_square_level(grid, weight**k, gen)
+    return grid[:, :height, :width]
+
+
+@register_countermeasure("ueraser")
+@dataclass
+class UEraser(Countermeasure):
+    """UEraser (Qin et al. 2023): plasma, channel shuffle, TrivialAugment, JPEG; max loss of 5 copies early on.
+
+    Plasma brightness and contrast, channel shuffle, TrivialAugment and JPEG of random quality in [10, 100)
+    on every batch; in the first 30% of the epochs each image gets `repeats` augmented copies and its loss is
+    the largest of theirs (UEraser's adversarial augmentation). It is a loss, so it overrides training_step."""
+
+    repeats: int = 5
+    repeat_fraction: float = 0.3  # UEraser trains 200 epochs and repeats in the first 60
+    family = "augmentation"
+
+    # UEraser's public code: plasma roughness U(0.3, 0.7), brightness intensity U(0.5, 1), each with p 0.5.
+    ROUGHNESS: ClassVar[tuple[float, float]] = (0.3, 0.7)
+    INTENSITY: ClassVar[tuple[float, float]] = (0.5, 1.0)
+    JPEG_QUALITY: ClassVar[tuple[int, int]] = (10, 99)  # inclusive: q ∈ [10, 100)
+
+    def __post_init__(self) -> None:
+        if self.repeats < 1:
+            raise ValueError(f"ueraser repeats must be >= 1 (1: no adversarial repeat), got {self.repeats}")
+        _check_range("ueraser repeat_fraction", self.repeat_fraction, 0.0, 1.0, "a fraction of the epochs")
+        self._kornia = K.AugmentationSequential(K.RandomChannelShuffle(p=0.5), K.auto.TrivialAugment())
+        self._gen: torch.Generator | None = None
+        self._repeat_epochs = 0
+
+    def setup(self, ctx: Context) -> None:
+        self._gen = ctx.generator(stream=5, device=ctx.device)
+        self._repeat_epochs = round(self.repeat_fraction * ctx.preset.epochs)
+
+    def effective_params(self) -> dict[str, Any]:
+        return {**self.params(), "repeat_epochs": self._repeat_epochs}
+
+    def _plasma_maps(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        b, c, h, w = x.shape
+        roughness = _uniform(self.ROUGHNESS, b, gen, x).repeat_interleave(c)
+        return plasma(b * c, h, w, roughness, gen).view_as(x)
+
+    def _brightness(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        intensity = _uniform(self.INTENSITY, len(x), gen, x).view(-1, 1, 1, 1)
+        return (x + intensity * (2 * self._plasma_maps(x, gen) - 1)).clamp_(0, 1)
+
+    def _contrast(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return ((x - 0.5) * 4 * self._plasma_maps(x, gen) + 0.5).clamp_(0, 1)
+
+    def transform(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """One independent UEraser augmentation of every image of a float batch in [0, 1]."""
+        # Plasma brightness and contrast as kornia's RandomPlasmaBrightness/Contrast (per-channel maps, p 0.5),
+        # with the maps from `plasma`: kornia's convolution-based diamond_square alone took ~50% of a
+        # quick-preset training step on the CPU.
+        for op in (self._brightness, self._contrast):
+            chosen = (torch.rand(len(x), generator=gen, device=x.device) < 0.5).nonzero().flatten()
+            x = x.index_copy(0, chosen, op(x[chosen], gen))
+        with global_rng_from(gen), torch.no_grad():  # kornia draws its parameters from the global RNG
+            x = self._kornia(x)
+        # The real JPEG codec at one quality per call, as UEraser's own JPEG layer: torchvision's, on uint8,
+        # 2.4× faster here than kornia's differentiable approximation. torchvision 0.29 deprecates its codec
+        # in favour of torchcodec (pyproject caps torchvision below 0.30); the warning would fire every batch.
+        low, high = self.JPEG_QUALITY
+        quality = int(torch.randint(low, high + 1, (), generator=gen, device=gen.device))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            coded = TF.jpeg(x.mul(255).round_().to(torch.uint8), quality)
+        return coded.to(x.dtype).div_(255)
+
+    def training_step(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int) -> torch.Tensor:
+        if self._gen is None:
+            raise RuntimeError("ueraser: call setup(ctx) before training (it needs the preset and a generator)")
+        k = self.repeats if epoch < self._repeat_epochs else 1
+        copies = self.transform(x.repeat(k, 1, 1, 1), self._gen).contiguous(memory_format=torch.channels_last)
+        losses = F.cross_entropy(model(copies), y.repeat(k), reduction="none")
+        return losses.view(k, -1).max(dim=0).values.mean()

@@ -1,25 +1,110 @@
 """Countermeasures change what they must and nothing else."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import kornia.filters
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from benchmark.metrics import perturbation_metrics
+from benchmark.models import create_model
+from benchmark.plugins import Countermeasure, build, global_rng_from
 from benchmark.registry import countermeasures
+from benchmark.runner import Cell, GridConfig, run_cell
+
+# PROTOCOL.md's table (dvae and diffusion, the purification family, come with countermeasures/purify.py).
+PROTOCOL_FAMILIES = {
+    "none": "none", "cutout": "augmentation", "cutmix": "augmentation", "mixup": "augmentation",
+    "autoaugment": "augmentation", "ueraser": "augmentation", "gaussian_blur": "pre-processing",
+    "median_filter": "pre-processing", "mean_filter": "pre-processing", "bit_depth": "pre-processing",
+    "grayscale": "pre-processing", "jpeg10": "pre-processing", "jpeg50": "pre-processing",
+    "gaussian_noise": "pre-processing", "resize": "pre-processing", "adv_train": "training",
+    "ortho_projection": "training",
+}
 
 
-@pytest.mark.parametrize("name", ["none", "grayscale", "jpeg10"])
+def _with_stage(stage: str) -> list[str]:
+    return [n for n in countermeasures.names() if stage in countermeasures.get(n).stages()]
+
+
+def _made(name: str, ctx, **params):
+    cm = countermeasures.get(name)(**params)
+    cm.setup(ctx)
+    return cm
+
+
+def _batch(cifar_small, n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    return cifar_small.images[:n].float() / 255, cifar_small.labels[:n]
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return perturbation_metrics(a, b)["psnr"]
+
+
+def _laplacian_energy(images: torch.Tensor) -> float:
+    """Mean squared Laplacian: the energy of the highest spatial frequencies."""
+    return kornia.filters.laplacian(images.float() / 255, 3).pow(2).mean().item()
+
+
+def test_registry_follows_the_protocol_table():
+    names = countermeasures.names()
+    assert [n for n in names if n in PROTOCOL_FAMILIES] == list(PROTOCOL_FAMILIES)
+    assert {n: countermeasures.get(n).family for n in PROTOCOL_FAMILIES} == PROTOCOL_FAMILIES
+
+
+@pytest.mark.parametrize("name", _with_stage("preprocess"))
 def test_preprocess_keeps_shape_dtype_and_is_deterministic(name, cifar_small, ctx):
-    cm = countermeasures.get(name)()
+    cm = _made(name, ctx)
     a = cm.run_preprocess(cifar_small.images, cifar_small.labels, ctx)
     b = cm.run_preprocess(cifar_small.images, cifar_small.labels, ctx)
     assert a.dtype == torch.uint8 and a.shape == cifar_small.images.shape and torch.equal(a, b)
+    assert not torch.equal(a, cifar_small.images), "a pre-processing countermeasure must change the images"
+
+
+@pytest.mark.parametrize("name", _with_stage("augment"))
+def test_augment_keeps_shape_and_range_and_is_deterministic_under_a_generator(name, cifar_small, ctx):
+    cm = _made(name, ctx)
+    x, y = _batch(cifar_small)
+    (xa, ya), (xb, yb), *others = [cm.augment(x.clone(), y.clone(), torch.Generator().manual_seed(s)) for s in (1, 1, 2, 3, 4)]
+    assert xa.shape == x.shape and xa.dtype == x.dtype and 0 <= xa.min() and xa.max() <= 1
+    assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert any(not torch.equal(xa, xc) for xc, _ in others), "other generator states must give other augmentations"
+    assert ya.shape in (y.shape, (len(y), 10))
+    if ya.ndim == 2:
+        assert torch.allclose(ya.sum(1), torch.ones(len(y)))
+
+
+@pytest.mark.parametrize("name", _with_stage("training_step"))
+def test_training_step_gives_a_finite_loss_deterministically_and_leaves_the_model_training(name, cifar_small, ctx):
+    x, y = _batch(cifar_small, 32)
+    losses = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = create_model("tinycnn", 10).train()
+        cm = _made(name, ctx)
+        losses.append(cm.training_step(model, x, y, ctx.preset.epochs - 1))
+        assert model.training
+    assert losses[0].ndim == 0 and torch.isfinite(losses[0]) and losses[0].requires_grad
+    assert torch.equal(losses[0], losses[1])
 
 
 def test_none_uses_no_stage():
     assert countermeasures.get("none").stages() == []
+
+
+def test_library_draws_follow_the_generator_and_leave_the_global_stream_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    draws = []
+    for _ in range(2):
+        with global_rng_from(torch.Generator().manual_seed(7)):
+            draws.append(torch.rand(4))
+    assert torch.equal(draws[0], draws[1]) and torch.equal(torch.rand(3), expected)
 
 
 def test_grayscale_gives_three_equal_channels_of_pil_luma(cifar_small, ctx):
@@ -34,15 +119,260 @@ def test_jpeg10_lowers_psnr_more_than_jpeg_quality_90(cifar_small, ctx):
     cls = countermeasures.get("jpeg10")
     q10 = cls().run_preprocess(cifar_small.images, cifar_small.labels, ctx)
     q90 = cls(quality=90).run_preprocess(cifar_small.images, cifar_small.labels, ctx)
-    psnr10 = perturbation_metrics(cifar_small.images, q10)["psnr"]
-    psnr90 = perturbation_metrics(cifar_small.images, q90)["psnr"]
-    assert psnr10 < 30 < psnr90
+    assert _psnr(cifar_small.images, q10) < 30 < _psnr(cifar_small.images, q90)
 
 
-def test_bad_parameter_is_named():
-    from benchmark.plugins import build
+def test_jpeg50_lowers_psnr_less_than_jpeg10(cifar_small, ctx):
+    q10 = countermeasures.get("jpeg10")().run_preprocess(cifar_small.images, cifar_small.labels, ctx)
+    q50 = countermeasures.get("jpeg50")().run_preprocess(cifar_small.images, cifar_small.labels, ctx)
+    assert countermeasures.get("jpeg50")().quality == 50
+    assert _psnr(cifar_small.images, q10) + 3 < _psnr(cifar_small.images, q50)
 
-    with pytest.raises(ValueError, match="quality must be in 1..100, got 0"):
-        build(countermeasures.get("jpeg10"), {"quality": "0"})
+
+def test_bit_depth_leaves_at_most_four_levels_per_channel(cifar_small, ctx):
+    out = _made("bit_depth", ctx).run_preprocess(cifar_small.images, cifar_small.labels, ctx)
+    for c in range(3):
+        assert set(out[:, c].unique().tolist()) <= {0, 85, 170, 255}
+    # Each pixel moves to its nearest level: at most half a step (42.5) away.
+    assert (out.int() - cifar_small.images.int()).abs().max() <= 42
+
+
+def test_median_filter_removes_salt_and_pepper_noise(cifar_small, ctx):
+    images = cifar_small.images
+    gen = torch.Generator().manual_seed(0)
+    u = torch.rand(images.shape, generator=gen)
+    noisy = images.clone()
+    noisy[u < 0.03] = 0
+    noisy[u > 0.97] = 255
+    filtered = _made("median_filter", ctx).run_preprocess(noisy, cifar_small.labels, ctx)
+    mse_noisy = (noisy.float() - images.float()).pow(2).mean()
+    mse_filtered = (filtered.float() - images.float()).pow(2).mean()
+    assert mse_filtered < 0.2 * mse_noisy
+
+
+def test_median_filter_equals_kornias_median_blur(cifar_small, ctx):
+    out = _made("median_filter", ctx).run_preprocess(cifar_small.images, cifar_small.labels, ctx)
+    reference = kornia.filters.median_blur(cifar_small.images.float(), 3).to(torch.uint8)
+    assert torch.equal(out, reference)
+
+
+@pytest.mark.parametrize("name", ["gaussian_blur", "mean_filter", "resize"])
+def test_low_pass_filters_lower_high_frequency_energy(name, cifar_small, ctx):
+    out = _made(name, ctx).run_preprocess(cifar_small.images, cifar_small.labels, ctx)
+    assert _laplacian_energy(out) < 0.5 * _laplacian_energy(cifar_small.images)
+    assert _psnr(cifar_small.images, out) > 20, "a low-pass filter keeps the image recognisable"
+
+
+def test_cutout_blanks_one_16x16_square_and_nothing_else(cifar_small, ctx):
+    x, y = _batch(cifar_small, 200)
+    x = x.clamp(min=1 / 255)  # no true zeros, so every zero in the output is the hole
+    out, out_y = _made("cutout", ctx).augment(x, y, torch.Generator().manual_seed(0))
+    assert torch.equal(out_y, y)
+    hole = out == 0
+    assert torch.equal(out[~hole], x[~hole]) and (hole.all(1) == hole.any(1)).all(), "the hole spans all channels"
+    full = 0
+    for mask in hole[:, 0]:
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        h, w = len(rows), len(cols)
+        assert 1 <= h <= 16 and 1 <= w <= 16 and mask.sum() == h * w, "one axis-aligned rectangle"
+        assert rows[-1] - rows[0] + 1 == h and cols[-1] - cols[0] + 1 == w
+        # a hole narrower than 16 is clipped by the border
+        assert h == 16 or rows[0] == 0 or rows[-1] == 31
+        assert w == 16 or cols[0] == 0 or cols[-1] == 31
+        full += h == w == 16
+    assert full > 50, "holes centred away from the border are full 16×16 squares"
+
+
+def test_mixup_blends_each_image_with_its_partner_and_its_label_alike(cifar_small, ctx):
+    x, y = _batch(cifar_small, 64)
+    out, soft = _made("mixup", ctx, prob=1.0).augment(x, y, torch.Generator().manual_seed(0))
+    assert soft.shape == (64, 10) and torch.allclose(soft.sum(1), torch.ones(64))
+    partner = x.roll(1, 0)
+    differ = y != y.roll(1)
+    lam = soft[torch.arange(64), y]
+    assert 0 < lam[differ][0] < 1 and torch.allclose(lam[differ], lam[differ][0]), "one λ per batch"
+    expected = lam[differ][0] * x + (1 - lam[differ][0]) * partner
+    assert torch.allclose(out, expected, atol=1e-6)
+    assert torch.allclose(soft[torch.arange(64), y.roll(1)][differ], 1 - lam[differ])
+
+
+def test_cutmix_pastes_a_partner_box_and_weights_labels_by_its_area(cifar_small, ctx):
+    x, y = _batch(cifar_small, 64)
+    cm = _made("cutmix", ctx, prob=1.0)
+    for seed in range(5):
+        out, soft = cm.augment(x, y, torch.Generator().manual_seed(seed))
+        assert torch.allclose(soft.sum(1), torch.ones(64))
+        partner = x.roll(1, 0)
+        from_partner = (out == partner).all(1) & (out != x).any(1)
+        assert ((out == x) | (out == partner)).all(), "every pixel comes from the image or its partner"
+        box = from_partner.any(0)  # the same box in every image of the batch
+        area = box.float().mean()
+        differ = y != y.roll(1)
+        assert torch.allclose(soft[torch.arange(64), y][differ], 1 - area, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["mixup", "cutmix"])
+def test_label_mixing_skipped_batches_keep_images_and_one_hot_labels(name, cifar_small, ctx):
+    x, y = _batch(cifar_small, 64)
+    out, soft = _made(name, ctx, prob=0.0).augment(x, y, torch.Generator().manual_seed(0))
+    assert torch.equal(out, x) and torch.equal(soft, F.one_hot(y, 10).float())
+
+
+def test_autoaugment_output_stays_on_the_uint8_grid(cifar_small, ctx):
+    x, y = _batch(cifar_small, 64)
+    out, _ = _made("autoaugment", ctx).augment(x, y, torch.Generator().manual_seed(0))
+    assert torch.equal(out, (out * 255).round() / 255)
+    changed = (out != x).flatten(1).any(1).float().mean()
+    assert changed > 0.5, "most images are changed by some sub-policy"
+
+
+def test_gaussian_noise_has_the_stated_std(cifar_small, ctx):
+    x, y = _batch(cifar_small, 200)
+    x = 0.25 + 0.5 * x  # keep 4σ away from 0 and 1, so clamping never changes the noise
+    out, _ = _made("gaussian_noise", ctx).augment(x, y, torch.Generator().manual_seed(0))
+    noise = out - x
+    assert abs(noise.std().item() * 255 - 8) < 0.1 and abs(noise.mean().item()) < 1e-3
+
+
+def test_adv_train_pgd_stays_in_the_ball_and_raises_the_loss(cifar_small, ctx):
+    x, y = _batch(cifar_small, 32)
+    torch.manual_seed(0)
+    model = create_model("tinycnn", 10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    for _ in range(15):  # a little training, so the loss surface is not flat
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.reset_running_stats()
+        bn.momentum = None  # running statistics = this batch's, so eval mode matches what was trained
+    with torch.no_grad():
+        model(x)
+    adv = _made("adv_train", ctx).perturb(model.train(), x, y, torch.Generator().manual_seed(0))
+    assert model.training, "the victim is back in train mode for the update step"
+    assert (adv - x).abs().max() <= 8 / 255 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    assert (adv - x).abs().max() > 7 / 255
+    noise = (x + torch.empty_like(x).uniform_(-8 / 255, 8 / 255)).clamp(0, 1)
+    with torch.no_grad():
+        clean, random, pgd = (F.cross_entropy(model.eval()(v), y).item() for v in (x, noise, adv))
+    assert pgd > 1.2 * clean and pgd > random + 0.2, (clean, random, pgd)
+
+
+def test_adv_train_attacks_the_last_adv_epochs_and_reports_them(cifar_small, ctx):
+    assert _made("adv_train", ctx).effective_params()["adv_epochs"] == ctx.preset.epochs == 4
+    assert _made("adv_train", ctx, adv_epochs=99).effective_params()["adv_epochs"] == 4
+    cm = _made("adv_train", ctx, adv_epochs=1)
+    assert cm.effective_params()["adv_epochs"] == 1
+    x, y = _batch(cifar_small, 16)
+    model = create_model("tinycnn", 10)
+    calls = []
+    model.register_forward_hook(lambda m, inputs, out: calls.append(1))
+    cm.training_step(model, x, y, epoch=2)
+    cm.training_step(model, x, y, epoch=3)
+    assert len(calls) == 1 + (10 + 1), "a standard step, then 10 PGD steps and the update"
+
+
+def test_ueraser_repeats_in_the_early_epochs_only(cifar_small, ctx):
+    x, y = _batch(cifar_small, 16)
+    cm = _made("ueraser", ctx)
+    assert cm.effective_params()["repeat_epochs"] == round(0.3 * ctx.preset.epochs) == 1
+    model = create_model("tinycnn", 10)
+    seen = []
+    model.register_forward_hook(lambda m, inputs, out: seen.append(len(inputs[0])))
+    cm.training_step(model, x, y, epoch=0)
+    cm.training_step(model, x, y, epoch=1)
+    assert seen == [5 * 16, 16]
+
+
+def test_ueraser_transform_keeps_range_and_follows_the_generator(cifar_small, ctx):
+    x, _ = _batch(cifar_small, 32)
+    cm = _made("ueraser", ctx)
+    a = cm.transform(x, torch.Generator().manual_seed(0))
+    b = cm.transform(x, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and torch.equal(a, b) and 0 <= a.min() and a.max() <= 1
+    assert (a - x).abs().mean() > 0.02
+
+
+def test_plasma_fractals_match_kornias_diamond_square_statistics():
+    from kornia.contrib import diamond_square
+
+    from countermeasures.augment import plasma
+
+    roughness = torch.full((1000,), 0.5)
+    ours = plasma(1000, 32, 32, roughness, torch.Generator().manual_seed(0))
+    assert torch.equal(ours, plasma(1000, 32, 32, roughness, torch.Generator().manual_seed(0)))
+    torch.manual_seed(0)
+    reference = diamond_square((1000, 1, 32, 32), roughness).squeeze(1)
+    assert ours.shape == reference.shape and 0 <= ours.min() and ours.max() <= 1
+
+    def stats(maps: torch.Tensor) -> torch.Tensor:
+        """Overall std, mean within-map std, mean absolute horizontal step, std at a corner."""
+        steps = (maps[:, :, 1:] - maps[:, :, :-1]).abs().mean()
+        return torch.stack([maps.std(), maps.flatten(1).std(1).mean(), steps, maps[:, 0, 0].std()])
+
+    assert abs(ours.mean() - 0.5) < 0.01
+    assert torch.allclose(stats(ours), stats(reference), rtol=0.05)
+
+
+def test_ortho_projection_leaves_no_component_along_the_class_directions(cifar_small, ctx):
+    cm = _made("ortho_projection", ctx)
+    basis = cm.directions(cifar_small.images, cifar_small.labels, ctx)
+    assert basis.shape == (3 * 32 * 32, 10) and torch.allclose(basis.T @ basis, torch.eye(10), atol=1e-4)
+    out = cm.run_preprocess(cifar_small.images, cifar_small.labels, ctx)
+
+    def spread(images: torch.Tensor) -> torch.Tensor:
+        """Per-direction std over the images of their coordinates along the class directions."""
+        return ((images.flatten(1).float() / 255) @ basis).std(0)
+
+    # What is left is uint8 rounding and clamping: under 5% of what was there.
+    assert (spread(out) < 0.05 * spread(cifar_small.images)).all()
+
+
+def test_ortho_projection_removes_a_class_wise_shortcut(cifar_small, ctx):
+    images, labels = cifar_small.images, cifar_small.labels
+    patterns = torch.randint(-12, 13, (10, 3, 32, 32), generator=torch.Generator().manual_seed(0))
+    poisoned = (images.int() + patterns[labels]).clamp(0, 255).to(torch.uint8)
+    out = _made("ortho_projection", ctx).run_preprocess(poisoned, labels, ctx)
+    # The class patterns point along the fitted directions, so their energy in the output falls a lot.
+    flat = patterns.flatten(1).float()
+    unit = flat / flat.norm(dim=1, keepdim=True)
+    before = ((poisoned.flatten(1).float() - images.flatten(1).float()) * unit[labels]).sum(1).mean()
+    after = ((out.flatten(1).float() - images.flatten(1).float()) * unit[labels]).sum(1).mean()
+    assert after < 0.3 * before
+
+
+@pytest.mark.parametrize("name, param, value, message", [
+    ("jpeg10", "quality", "0", "quality must be in 1..100, got 0"),
+    ("bit_depth", "bits", "9", "bits must be in 1..8 bits per channel, got 9"),
+    ("gaussian_blur", "kernel", "4", "kernel must be an odd number of pixels >= 1, got 4"),
+    ("mixup", "prob", "1.5", r"prob must be in \[0, 1\] \(a probability\), got 1.5"),
+    ("ueraser", "repeats", "0", "repeats must be >= 1"),
+    ("adv_train", "eps", "0", r"eps must be in \(0, 255\]"),
+    ("resize", "scale", "2", r"scale must be in \(0, 1\)"),
+])
+def test_bad_parameter_value_is_named_with_the_valid_range(name, param, value, message):
+    with pytest.raises(ValueError, match=message):
+        build(countermeasures.get(name), {param: value})
+
+
+def test_bad_parameter_name_lists_the_valid_ones():
     with pytest.raises(ValueError, match="no parameter 'qual'; valid parameters: quality"):
         build(countermeasures.get("jpeg10"), {"qual": "5"})
+
+
+def test_run_cell_sets_the_countermeasure_up_and_records_its_effective_params(tmp_path, data_root, temp_plugin):
+    @dataclass
+    class Probe(Countermeasure):
+        """Derives a setting from the preset in setup, as ueraser and adv_train do."""
+
+        def setup(self, ctx):
+            self._epochs_seen = ctx.preset.epochs
+
+        def effective_params(self):
+            return {**self.params(), "epochs_seen": self._epochs_seen}
+
+    temp_plugin(countermeasures, "zz-probe", Probe)
+    config = GridConfig(preset="smoke", data_root=data_root, cache_dir=str(tmp_path), device="cpu")
+    row = run_cell(Cell("ops", "zz-probe", 0), config)
+    assert row["status"] == "ok" and row["countermeasure_effective_params"] == {"epochs_seen": 4}

@@ -16,7 +16,7 @@ from benchmark.registry import Registry, UnknownNameError, countermeasures, meth
 
 def test_builtins_are_registered_in_table_order():
     assert methods.names()[:6] == ["clean", "em", "em-classwise", "tap", "ops", "lsp"]
-    assert countermeasures.names()[:3] == ["none", "grayscale", "jpeg10"]
+    assert countermeasures.names()[:3] == ["none", "cutout", "cutmix"]
     assert {"tinycnn", "fastcnn", "resnet18"} <= set(models.names())
 
 
@@ -38,7 +38,7 @@ def test_duplicate_name_is_refused(temp_plugin):
 def test_expand_all_and_wildcards():
     assert methods.expand("all") == methods.names()
     assert methods.expand("lsp,ops,lsp") == ["lsp", "ops"]
-    assert countermeasures.names("jpeg*") == ["jpeg10"]
+    assert countermeasures.names("jpeg*") == ["jpeg10", "jpeg50"]
 
 
 def _write_plugin_distribution(root: Path) -> None:

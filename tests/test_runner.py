@@ -70,7 +70,7 @@ def test_unknown_names_fail_with_the_valid_names(argv, capsys):
     assert main(argv("--methods", "nope")) == 2
     assert "unknown method 'nope'; valid methods: clean, em, em-classwise, tap, ops, lsp" in capsys.readouterr().err
     assert main(argv("--defenses", "none,jpeg")) == 2
-    assert "valid countermeasures: none, grayscale, jpeg10" in capsys.readouterr().err
+    assert "valid countermeasures: none, cutout, cutmix, mixup, autoaugment" in capsys.readouterr().err
     assert main(argv("--defense-args", "jpeg10.qual=3")) == 2
     assert "no parameter 'qual'" in capsys.readouterr().err
 
