@@ -1,2 +1,2 @@
 """Built-in countermeasures; importing this package registers them."""
-from . import augment, preprocess  # noqa: F401
+from . import augment, preprocess, purify  # noqa: F401
