@@ -21,8 +21,9 @@ INFER_BATCH = 250
 
 
 def _for_preset(table: dict[str, Any], ctx: Context, what: str) -> Any:
+    """The entry of a per-preset settings table for the context's preset."""
     if ctx.preset.name not in table:
-        raise KeyError(f"{what} has no settings for preset {ctx.preset.name!r}; presets with settings: {', '.join(table)}")
+        raise ValueError(f"{what} has no settings for preset {ctx.preset.name!r}; presets with settings: {', '.join(table)}")
     return table[ctx.preset.name]
 
 
