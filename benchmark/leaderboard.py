@@ -73,7 +73,9 @@ def _markdown(board: Leaderboard) -> str:
         "Final clean test accuracy (%) of a victim trained on the protected set with each countermeasure; "
         "lower is stronger protection. `worst` is the max over countermeasures (a method's rank), "
         "`mean` the average. Rows come from results.jsonl; regenerate with `python -m benchmark leaderboard`.\n\n"
-        f"{fmt(board.mean)}\n\n## Standard deviation over seeds\n\n{fmt(board.std)}\n"
+        f"{fmt(board.mean)}\n"
+        # one seed has no spread to show; a table of zeros would read as perfect agreement
+        + (f"\n## Standard deviation over seeds\n\n{fmt(board.std)}\n" if board.seeds.max().max() > 1 else "")
     )
 
 

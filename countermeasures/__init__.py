@@ -1,2 +1,2 @@
 """Built-in countermeasures, one module per family; importing this package registers them in protocol order."""
-from . import augment, preprocess, training  # noqa: F401
+from . import augment, preprocess, training, purify  # noqa: F401
