@@ -19,7 +19,8 @@ HIDE_BATCH = 500
 MEASURE_LIMIT = 1000  # images the revealed-secret PSNR and the feature spread are measured on
 ADAM_BETAS = (0.5, 0.999)  # HiNet's
 WEIGHT_DECAY = 1e-5  # HiNet's
-WARMUP = 0.1  # ours: without it, lr 5e-3 occasionally blows up in the first steps (measured)
+WARMUP = 0.1  # ours, with GRAD_CLIP: without both, lr 5e-3 sometimes blows up early (measured)
+GRAD_CLIP = 1.0  # max gradient norm
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,13 @@ class TrainingSettings:
     per_class: int  # samples of each class in a batch (LFC compares same-class pairs)
     classes_per_batch: int
     lfc_weight: float
-    reveal_noise: float = 1.0
+    reveal_noise: float  # std of the Gaussian standing in for the lost branch r when revealing
+    eps: float  # L∞ bound of the perturbation in [0,1] units, applied in training too (0: none)
+
+
+def bounded(delta: torch.Tensor, eps: float) -> torch.Tensor:
+    """eps · tanh(delta / eps): the perturbation squashed smoothly into (−eps, eps); unchanged when eps is 0."""
+    return eps * torch.tanh(delta / eps) if eps > 0 else delta
 
 
 def warmup_cosine(steps: int, warmup: float = WARMUP) -> Callable[[int], float]:
@@ -95,6 +102,9 @@ def train_hiding_network(
         cover_bands = dwt(cover)
         stego_bands, lost = net.forward_bands(cover_bands, dwt(secret))
         stego = iwt(stego_bands)
+        if s.eps > 0:  # train under the bound the protected set will have, so the secret survives it
+            stego = cover + bounded(stego - cover, s.eps)
+            stego_bands = dwt(stego)
         z = s.reveal_noise * torch.randn(lost.shape, generator=gen).to(device)  # the receiver does not have r (HiNet)
         revealed = iwt(net.reverse_bands(stego_bands, z)[1])
         conceal = F.mse_loss(stego, cover)
@@ -107,6 +117,7 @@ def train_hiding_network(
             loss = loss + s.lfc_weight * lfc
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), GRAD_CLIP)
         opt.step()
         sched.step()
         sums += torch.stack([conceal, reveal, low, lfc]).detach().cpu()
@@ -131,16 +142,13 @@ def hide_all(
     device: torch.device,
     progress: Callable[..., Any],
 ) -> torch.Tensor:
-    """uint8 stego images: cover i hiding `secrets[assignment[i]]`, the perturbation clamped to
-    ±`eps` (in [0,1] units; 0: no clamp), then rounded and clipped to [0, 255]."""
+    """uint8 stego images: cover i hiding `secrets[assignment[i]]`, the perturbation `bounded` by
+    `eps` (in [0,1] units; 0: unbounded), then rounded and clipped to [0, 255]."""
     out = torch.empty_like(covers)
     for sl in batches(len(covers), HIDE_BATCH, progress, "dh hiding"):
         cover = _to_unit(covers[sl], device)
         stego, _ = net.hide(cover, _to_unit(secrets[assignment[sl]], device))
-        delta = stego - cover
-        if eps > 0:
-            delta.clamp_(-eps, eps)
-        out[sl] = quantize(covers[sl], delta.cpu())
+        out[sl] = quantize(covers[sl], bounded(stego - cover, eps).cpu())
     return out
 
 
