@@ -63,7 +63,7 @@ def assign_secrets(labels: torch.Tensor, secret_labels: torch.Tensor, mode: str,
 class _DeepHiding(Method):
     """Shared by `dh` and `dh-8`: train the hiding network, hide one class semantic image per image."""
 
-    eps: float = 0.0  # L∞ clamp of the perturbation in 1/255 steps (0: none)
+    eps: float = 0.0  # L∞ bound of the perturbation in 1/255 steps, in training and generation (0: none)
     blocks: int = 0  # coupling blocks (0: the preset's)
     width: int = 0  # channels per dense-subnet layer (0: the preset's)
     steps: int = 0  # hiding-network training steps (0: the preset's)
@@ -80,7 +80,7 @@ class _DeepHiding(Method):
 
     def __post_init__(self) -> None:
         if not 0 <= self.eps <= 255:
-            raise ValueError(f"eps must be in [0, 255] (units of 1/255; 0: no clamp), got {self.eps}")
+            raise ValueError(f"eps must be in [0, 255] (units of 1/255; 0: unbounded), got {self.eps}")
         for name in ("blocks", "width", "steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0 (0: the preset's), got {getattr(self, name)}")
@@ -178,7 +178,7 @@ class DeepHiding(_DeepHiding):
 @register_method("dh-8")
 @dataclass
 class DeepHidingLinf8(_DeepHiding):
-    """Semantic Deep Hiding with the perturbation clamped to L∞ 8/255 (budget-matched variant)."""
+    """Semantic Deep Hiding with the perturbation bounded to L∞ 8/255 in training and generation (ours)."""
 
     eps: float = 8.0
     budget = Budget("linf", 8 / 255)

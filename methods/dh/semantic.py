@@ -1,4 +1,4 @@
-"""Semantic image generation (SIG): the images DH hides, a few per class, from one of three sources.
+"""Semantic image generation (SIG): the images DH hides, a few per class, from one of two sources.
 
 `procedural` (default, embedded): every class gets one global shape, chosen from a pool of random
 shapes so that the classes lie far apart, rendered with many textures and colours plus its edge
