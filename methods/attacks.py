@@ -34,7 +34,7 @@ class WarmStartPGD(torchattacks.PGD):
 
 def toward(label_fn: Callable[[torch.Tensor], torch.Tensor], attack: torchattacks.Attack) -> torchattacks.Attack:
     """Put `attack` in targeted mode with target labels `label_fn(labels)`."""
-    attack.set_mode_targeted_by_function(lambda images, labels: label_fn(labels))
+    attack.set_mode_targeted_by_function(lambda images, labels: label_fn(labels), quiet=True)
     return attack
 
 

@@ -1,7 +1,8 @@
-"""CUDA path check: paper-preset ResNet-18 throughput with bf16 autocast and channels_last against
-fp32 NCHW, peak memory, and the projected wall time of a full paper-preset grid.
+"""CUDA path check: paper-preset ResNet-18 training throughput with bf16 autocast and channels_last
+against bf16 NCHW and fp32 NCHW, peak memory, the cost factor of PGD-10 adversarial training, a quick
+cell's time, and the projected wall time of a full paper-preset grid.
 
-    python scripts/gpu_check.py [--epochs 3] [--data-root PATH] [--out results.json]
+    python scripts/gpu_check.py [--epochs 3] [--data-root PATH] [--methods 8 --countermeasures 19] [--out F.json]
 
 Uses real CIFAR-10 when the data root holds it, else random uint8 images of the same shape
 (throughput does not depend on the pixels; accuracy is then meaningless and not reported).
@@ -15,69 +16,126 @@ import sys
 import time
 
 import torch
+import torch.nn.functional as F
 
 from benchmark.data import DatasetNotFoundError, ImageSet, load_dataset
+from benchmark.models import create_model
 from benchmark.presets import get_preset
 from benchmark.registry import countermeasures, methods
 from benchmark.training import train_victim
 
-ADV_TRAIN_COST = 11  # PGD-10 adversarial training: 10 attack steps + 1 update per batch
+VARIANTS = [("bf16 autocast + channels_last", True, True), ("bf16 autocast, NCHW", True, False), ("fp32, NCHW", False, False)]
+
+
+def cifar_or_random(data_root: str | None, train_size: int, test_size: int) -> tuple[ImageSet, ImageSet, str]:
+    """Real CIFAR-10 if present, else random images and labels of the same shape."""
+    try:
+        train = load_dataset("cifar10", True, data_root, download=False)
+        test = load_dataset("cifar10", False, data_root, download=False)
+        return (ImageSet(train.images[:train_size], train.labels[:train_size], train.classes),
+                ImageSet(test.images[:test_size], test.labels[:test_size], test.classes), "CIFAR-10")
+    except DatasetNotFoundError:
+        gen = torch.Generator().manual_seed(0)
+        classes = [str(c) for c in range(10)]
+
+        def random_set(n: int) -> ImageSet:
+            return ImageSet(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=gen),
+                            torch.randint(0, 10, (n,), generator=gen), classes)
+
+        return random_set(train_size), random_set(test_size), "random uint8 (CIFAR-10 shape)"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def adversarial_cost_factor(device: torch.device, batches: int, batch_size: int = 128, warm_up: int = 5) -> float:
+    """Time of a PGD-10 (torchattacks) adversarial-training step over a standard step, ResNet-18."""
+    import torchattacks
+
+    model = create_model("resnet18", 10).to(device, memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x = torch.rand(batch_size, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch_size,), device=device)
+    pgd = torchattacks.PGD(model, eps=8 / 255, alpha=2 / 255, steps=10, random_start=True)
+
+    def timed(adversarial: bool) -> float:
+        for i in range(batches + warm_up):
+            if i == warm_up:
+                sync(device)
+                start = time.perf_counter()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                inputs = pgd(x, y) if adversarial else x
+                model.train()
+                loss = F.cross_entropy(model(inputs), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        sync(device)
+        return (time.perf_counter() - start) / batches
+
+    return timed(True) / timed(False)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--train-size", type=int, default=50_000)
+    parser.add_argument("--test-size", type=int, default=10_000)
     parser.add_argument("--data-root", default=None)
+    parser.add_argument("--methods", type=int, default=0, help="grid rows for the projection (0: registered methods)")
+    parser.add_argument("--countermeasures", type=int, default=0, help="grid columns incl. none (0: registered)")
     parser.add_argument("--out", default=None, help="write the measurements as JSON here")
+    parser.add_argument("--device", default="cuda", help="cuda (the point of this script), or cpu for a dry run")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
-        print("no CUDA device: this script checks the GPU path only", file=sys.stderr)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("no CUDA device: this script checks the GPU path (--device cpu for a dry run)", file=sys.stderr)
         return 2
-    device = torch.device("cuda")
-    try:
-        train, test = load_dataset("cifar10", True, args.data_root, download=False), load_dataset("cifar10", False, args.data_root, download=False)
-        data = "CIFAR-10"
-    except DatasetNotFoundError:
-        gen = torch.Generator().manual_seed(0)
-        train_x = torch.randint(0, 256, (50_000, 3, 32, 32), dtype=torch.uint8, generator=gen)
-        test_x = torch.randint(0, 256, (10_000, 3, 32, 32), dtype=torch.uint8, generator=gen)
-        classes = [str(c) for c in range(10)]
-        train = ImageSet(train_x, torch.randint(0, 10, (50_000,), generator=gen), classes)
-        test = ImageSet(test_x, torch.randint(0, 10, (10_000,), generator=gen), classes)
-        data = "random uint8 (CIFAR-10 shape)"
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    train, test, data = cifar_or_random(args.data_root, args.train_size, args.test_size)
     paper = get_preset("paper")
     preset = dataclasses.replace(paper, epochs=args.epochs, eval_every=args.epochs)
     none = countermeasures.get("none")()
-    report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "data": data, "epochs": args.epochs}
+    report: dict = {"device": torch.cuda.get_device_name(device) if cuda else "cpu", "torch": torch.__version__, "data": data, "epochs": args.epochs}
     print(f"{report['device']}  torch {torch.__version__}  data: {data}", flush=True)
-    for label, amp, layout in [("bf16 autocast + channels_last", True, True), ("fp32 NCHW", False, False)]:
-        torch.cuda.reset_peak_memory_stats()
-        torch.cuda.synchronize()
+    for label, amp, channels_last in VARIANTS:
+        warm_up = dataclasses.replace(preset, epochs=1, eval_every=1)  # cuDNN autotuning and allocator growth
+        train_victim(train.images[:2048], train.labels[:2048], test.images[:256], test.labels[:256], 10, warm_up, none,
+                     0, device, amp=amp, channels_last=channels_last)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
         start = time.perf_counter()
         result = train_victim(train.images, train.labels, test.images, test.labels, 10, preset, none, 0, device,
-                              amp=amp, channels_last=layout)
-        torch.cuda.synchronize()
+                              amp=amp, channels_last=channels_last)
+        sync(device)
         row = {
-            "images_per_second": result.images_per_second,
-            "wall_s": time.perf_counter() - start,
-            "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+            "images_per_second": result.images_per_second, "wall_s": time.perf_counter() - start,
+            "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else float("nan"),
             "test_acc": result.final_acc if data == "CIFAR-10" else None,
         }
         report[label] = row
-        print(f"{label:32s} {row['images_per_second']:>9,.0f} img/s  peak {row['peak_memory_gib']:.2f} GiB  "
-              f"({args.epochs} epochs incl. warm-up, {row['wall_s']:.0f} s)", flush=True)
-    ips = report["bf16 autocast + channels_last"]["images_per_second"]
-    cell_s = paper.epochs * len(train.images) / ips
-    n_methods, n_defenses = len(methods.names()), len(countermeasures.names())
-    standard = n_methods * (n_defenses - 1)
-    grid_s = (standard + ADV_TRAIN_COST * n_methods) * cell_s if "adv_train" in countermeasures.names() else n_methods * n_defenses * cell_s
-    report["projection"] = {
-        "cell_minutes": cell_s / 60, "methods": n_methods, "countermeasures": n_defenses,
-        "grid_gpu_hours_one_seed": grid_s / 3600,
-    }
-    print(f"paper cell ({paper.epochs} epochs of {len(train.images):,} images): {cell_s / 60:.1f} min; "
-          f"grid of {n_methods} methods × {n_defenses} countermeasures, one seed "
-          f"(adv_train at {ADV_TRAIN_COST}×, generation not included): {grid_s / 3600:.1f} GPU-hours", flush=True)
+        print(f"{label:30s} {row['images_per_second']:>8,.0f} img/s  peak {row['peak_memory_gib']:.2f} GiB  "
+              f"({args.epochs} epochs of {len(train.images):,} + one evaluation: {row['wall_s']:.1f} s)", flush=True)
+    quick = get_preset("quick")
+    start = time.perf_counter()
+    train_victim(train.images[:5000], train.labels[:5000], test.images, test.labels, 10, quick, none, 0, device)
+    sync(device)
+    report["quick_cell_s"] = time.perf_counter() - start
+    print(f"quick cell ({quick.model}, {quick.epochs} epochs of {min(5000, len(train.images)):,} images): {report['quick_cell_s']:.1f} s", flush=True)
+    report["adv_train_cost_factor"] = adversarial_cost_factor(device, 30) if cuda else adversarial_cost_factor(device, 1, 8, 0)
+    print(f"PGD-10 adversarial training step / standard step (ResNet-18, batch 128): {report['adv_train_cost_factor']:.1f}×", flush=True)
+    ips = report[VARIANTS[0][0]]["images_per_second"]
+    cell_s = paper.epochs * 50_000 / ips
+    n_methods = args.methods or len(methods.names())
+    n_cms = args.countermeasures or len(countermeasures.names())
+    grid_s = n_methods * ((n_cms - 1) + report["adv_train_cost_factor"]) * cell_s
+    report["projection"] = {"cell_minutes": cell_s / 60, "methods": n_methods, "countermeasures": n_cms,
+                            "grid_gpu_hours_one_seed": grid_s / 3600}
+    print(f"paper cell ({paper.epochs} epochs × 50,000 images): {cell_s / 60:.1f} min; grid of {n_methods} methods × "
+          f"{n_cms} countermeasures (one of them adversarial training at the factor above; generation not included), "
+          f"one seed: {grid_s / 3600:.1f} GPU-hours", flush=True)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(report, f, indent=1)

@@ -77,7 +77,9 @@ def test_lsp_depends_on_seed_only(cifar_small, ctx):
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_engine_rejects_a_budget_violation(config, temp_plugin):
+def test_engine_rejects_a_budget_violation(tmp_path, data_root, temp_plugin):
+    config = GridConfig(preset="smoke", data_root=data_root, cache_dir=str(tmp_path), device="cpu")
+
     @dataclass
     class Cheater(Method):
         """Claims L∞ 8/255 but adds 12/255."""
