@@ -23,7 +23,7 @@ def test_builtins_are_registered_in_table_order():
 def test_unknown_name_lists_valid_names():
     with pytest.raises(UnknownNameError) as err:
         methods.get("nope")
-    assert "nope" in str(err.value) and "clean, ops, lsp" in str(err.value)
+    assert "nope" in str(err.value) and "clean, dh, dh-8, em" in str(err.value)
 
 
 def test_duplicate_name_is_refused(temp_plugin):
