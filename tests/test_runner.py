@@ -10,7 +10,7 @@ import pytest
 import benchmark.runner as runner
 from benchmark.cli import main
 from benchmark.plugins import Countermeasure
-from benchmark.registry import countermeasures, methods
+from benchmark.registry import countermeasures
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_a_failing_cell_becomes_a_failed_row_and_the_grid_goes_on(tmp_path, argv
 
 def test_unknown_names_fail_with_the_valid_names(argv, capsys):
     assert main(argv("--methods", "nope")) == 2
-    assert f"unknown method 'nope'; valid methods: {', '.join(methods.names())}" in capsys.readouterr().err
+    assert "unknown method 'nope'; valid methods: clean, dh, dh-8, em, em-classwise, tap, ops, lsp" in capsys.readouterr().err
     assert main(argv("--defenses", "none,jpeg")) == 2
     assert "valid countermeasures: none, grayscale, jpeg10" in capsys.readouterr().err
     assert main(argv("--defense-args", "jpeg10.qual=3")) == 2
