@@ -1,5 +1,6 @@
 """Built-in unlearnable-example methods; importing this package registers them (in table order)."""
 from . import clean  # noqa: F401  (isort: skip: the import order is the leaderboard's row order)
+from . import dh  # noqa: F401
 from . import em  # noqa: F401
 from . import tap  # noqa: F401
 from . import ops  # noqa: F401
