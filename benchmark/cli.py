@@ -1,4 +1,4 @@
-"""`python -m benchmark`: run a grid, list plugins and presets, render leaderboards."""
+"""`python -m benchmark`: run a grid, list plugins and presets, render leaderboards, compare with references."""
 from __future__ import annotations
 
 import argparse
@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     lb = sub.add_parser("leaderboard", help="render leaderboard tables from run folders")
     lb.add_argument("run_dirs", nargs="+", metavar="DIR")
     lb.add_argument("--out", default=None, help="output folder (default: the first DIR)")
+
+    cmp = sub.add_parser("compare", help="our cells beside reference numbers, and the protocol's facts checked")
+    cmp.add_argument("run_dirs", nargs="+", metavar="DIR")
+    cmp.add_argument("--reference", required=True, metavar="PATH.csv",
+                     help="CSV of method,countermeasure,acc,source (e.g. references/cifar10-resnet18.csv)")
+    cmp.add_argument("--out", default=None, metavar="FILE.md", help="also write the Markdown here")
     return parser
 
 
@@ -138,6 +144,14 @@ def main(argv: list[str] | None = None) -> int:
             kinds = [args.kind] if args.kind else ["methods", "countermeasures", "models"]
             for kind in kinds:
                 print(f"== {kind} ==\n{list_plugins(kind)}\n")
+            return 0
+        if args.command == "compare":
+            from .compare import write_comparison
+
+            text = write_comparison(args.run_dirs, args.reference)
+            if args.out:
+                Path(args.out).write_text(text)
+            print(text)
             return 0
         from .leaderboard import write_leaderboard
 

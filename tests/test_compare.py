@@ -1,0 +1,59 @@
+"""`benchmark compare`: our cells beside the shipped reference numbers, and the protocol's facts."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmark.cli import main
+from benchmark.compare import compare, read_reference, recovery
+
+REFERENCE = Path(__file__).resolve().parents[1] / "references" / "cifar10-resnet18.csv"
+BUDGETS = {"clean": "unbounded", "em": "L∞ ≤ 8/255", "tap": "L∞ ≤ 8/255", "lsp": "L2 ≤ 1.304", "ops": "L0 ≤ 1 pixel"}
+
+
+def _rows(table: pd.DataFrame) -> list[dict]:
+    """Result rows (one seed) holding the accuracies of a method × countermeasure table."""
+    return [{"cell_id": f"{m}/{d}/0", "status": "ok", "dataset": "cifar10", "preset": "quick", "model": "fastcnn",
+             "method": m, "countermeasure": d, "seed": 0, "final_acc": table.at[m, d] / 100, "budget": BUDGETS[m]}
+            for m in table.index if m in BUDGETS for d in table.columns if pd.notna(table.at[m, d])]
+
+
+def test_the_reference_numbers_reproduce_every_fact_they_speak_about():
+    reference = read_reference(REFERENCE)
+    result = compare(_rows(reference), reference)
+    assert set(result.facts["method"]) == {"em", "tap", "lsp", "ops"}
+    assert result.checked == len(result.facts) == 11  # grayscale 4, JPEG-10 3 (L∞/L2), AT 3 + OPS
+    assert result.reproduced == result.checked
+    assert result.cells.at["em", "grayscale"] == "92.0 (92.0)"
+
+
+def test_a_grayscale_that_does_not_restore_em_is_a_miss_and_a_missing_cell_is_not_run():
+    reference = read_reference(REFERENCE)
+    ours = reference.copy()
+    ours.at["em", "grayscale"] = 25.0
+    ours.at["tap", "adv_train"] = float("nan")
+    facts = compare(_rows(ours), reference).facts.set_index(["fact", "method"])["verdict"]
+    assert facts["grayscale restores EM and LSP", "em"] == "MISS"
+    assert facts["grayscale restores EM and LSP", "lsp"] == "reproduced"
+    assert facts["adversarial training restores all but OPS", "tap"] == "not run"
+
+
+def test_recovery_uses_clean_under_the_countermeasure_else_clean_none():
+    table = pd.DataFrame({"none": [90.0, 10.0], "grayscale": [70.0, 40.0], "adv_train": [None, 50.0]},
+                         index=["clean", "em"])
+    assert recovery(table, "em", "grayscale") == pytest.approx(30 / 60)
+    assert recovery(table, "em", "adv_train") == pytest.approx(40 / 80)
+
+
+def test_cli_prints_and_writes_the_comparison(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(read_reference(REFERENCE))))
+    assert main(["compare", str(run), "--reference", str(REFERENCE), "--out", str(tmp_path / "cmp.md")]) == 0
+    text = capsys.readouterr().out
+    assert "11 of 11 reproduced" in text and (tmp_path / "cmp.md").read_text() + "\n" == text
+    assert main(["compare", str(run), "--reference", str(tmp_path / "nope.csv")]) == 2
+    assert "no reference file" in capsys.readouterr().err
