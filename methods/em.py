@@ -21,6 +21,7 @@ from .attacks import WarmStartPGD, accuracy, batches, quantize, toward
 SCHEDULE: dict[str, tuple[int, float, int, int]] = {
     "smoke": (10, 1.6, 10, 20), "quick": (10, 1.6, 50, 20), "paper": (20, 0.8, 10, 200),
 }
+INITS = ("zero", "uniform")
 PGD_BATCH = 500
 TRAIN_BATCH = 512  # the paper's batch for the crafting model's steps
 
@@ -36,6 +37,7 @@ class _MinMin(Method):
     train_steps: int = 0  # model SGD steps per round (0: the preset's)
     stop_error: float = 0.01  # stop once the crafting model's error on the protected set is below this
     arch: str = ""  # crafting model (empty: the preset's victim architecture)
+    init: str = "zero"  # starting noise: "zero" (the official scripts) or "uniform" in [-eps, eps]
 
     budget = Budget("linf", 8 / 255)
     classwise: ClassVar[bool] = False
@@ -45,6 +47,8 @@ class _MinMin(Method):
             raise ValueError(f"eps must be in (0, 255] (units of 1/255), got {self.eps}")
         if not 0 < self.stop_error < 1:
             raise ValueError(f"stop_error must be in (0, 1), got {self.stop_error}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         for name in ("steps", "max_rounds", "train_steps"):  # 0 means the preset's value
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
@@ -59,7 +63,7 @@ class _MinMin(Method):
             "eps": self.eps, "steps": self.steps or steps, "step_size": self.step_size or step_size,
             "max_rounds": self.max_rounds or rounds, "train_steps": self.train_steps or train_steps,
             "stop_error": self.stop_error, "arch": self.arch or preset.model, "batch_size": TRAIN_BATCH,
-            "classwise": self.classwise,
+            "classwise": self.classwise, "init": self.init,
         }
 
     def generate(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
@@ -72,7 +76,9 @@ class _MinMin(Method):
         eps = s["eps"] / 255
         gen = ctx.generator(0, device)
         shape = (ctx.num_classes, *x.shape[1:]) if self.classwise else x.shape
-        noise = (torch.rand(shape, generator=gen, device=device) * 2 - 1) * eps
+        noise = torch.zeros(shape, device=device)
+        if s["init"] == "uniform":
+            noise = (torch.rand(shape, generator=gen, device=device) * 2 - 1) * eps
         pgd = toward(lambda t: t, WarmStartPGD(model, eps, s["step_size"] / 255, s["steps"]))
         order = torch.randperm(len(x), generator=gen, device=device)
         train_batches = itertools.cycle(order.split(s["batch_size"]))
