@@ -85,5 +85,7 @@ def test_settings_scale_with_the_preset_and_rows_record_them(rows, method):
 def test_bad_parameters_are_named():
     with pytest.raises(ValueError, match="stop_error must be in"):
         methods.get("em")(stop_error=1.5)
+    with pytest.raises(ValueError, match="init must be one of zero, uniform, got 'gauss'"):
+        methods.get("em")(init="gauss")
     with pytest.raises(ValueError, match="eps must be in"):
         methods.get("tap")(eps=0)
