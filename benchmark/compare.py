@@ -17,6 +17,9 @@ from .store import read_rows
 # method took away: (acc(m, d) − acc(m, none)) / (acc(clean, d) − acc(m, none)). On the reference
 # numbers it separates the facts cleanly (LSP under grayscale 0.65, TAP 0.05, OPS under AT 0.00).
 RESTORED = 0.5
+# Below this many points of damage (clean under the countermeasure minus the method under `none`) the
+# share is noise over noise: a method that barely protects cannot show whether something restores it.
+MIN_DAMAGE = 10.0
 REFERENCE_COLUMNS = ("method", "countermeasure", "acc", "source")
 
 
@@ -69,14 +72,21 @@ def _get(table: pd.DataFrame, method: str, countermeasure: str) -> float:
     return math.nan
 
 
+def _clean_under(table: pd.DataFrame, countermeasure: str) -> float:
+    clean = _get(table, "clean", countermeasure)
+    return _get(table, "clean", "none") if math.isnan(clean) else clean
+
+
+def _damage(table: pd.DataFrame, method: str, countermeasure: str) -> float:
+    """Points the method takes off the clean accuracy under this countermeasure's clean reference."""
+    return _clean_under(table, countermeasure) - _get(table, method, "none")
+
+
 def recovery(table: pd.DataFrame, method: str, countermeasure: str) -> float:
     """Share of the accuracy `method` took that `countermeasure` wins back (NaN when a cell is missing
     or the method takes nothing); without a clean cell under the countermeasure, clean/none stands in."""
     base, after = _get(table, method, "none"), _get(table, method, countermeasure)
-    clean = _get(table, "clean", countermeasure)
-    if math.isnan(clean):
-        clean = _get(table, "clean", "none")
-    gap = clean - base
+    gap = _damage(table, method, countermeasure)
     return (after - base) / gap if gap > 0 else math.nan
 
 
@@ -120,8 +130,10 @@ def compare(rows: list[dict[str, Any]], reference: pd.DataFrame) -> Comparison:
     for fact in FACTS:
         for method in fact.select(budgets):
             mine, theirs = recovery(ours, method, fact.countermeasure), recovery(reference, method, fact.countermeasure)
-            if math.isnan(mine):
-                verdict = "not run" if math.isnan(_get(ours, method, fact.countermeasure)) else "no protection to restore"
+            if math.isnan(_get(ours, method, fact.countermeasure)) or math.isnan(_get(ours, method, "none")):
+                verdict = "not run"
+            elif math.isnan(mine) or _damage(ours, method, fact.countermeasure) < MIN_DAMAGE:
+                verdict = "too little protection to judge"
             else:
                 verdict = "reproduced" if (mine >= RESTORED) == fact.restores else "MISS"
             verdicts.append({
@@ -149,7 +161,8 @@ def render_markdown(result: Comparison, reference_name: str) -> str:
         f"{result.cells.to_markdown()}\n\n"
         f"## Qualitative facts: {result.reproduced} of {result.checked} reproduced\n\n"
         f"Each cell: accuracy under `none` → under the countermeasure (share of the method's damage won "
-        f"back; the countermeasure restores the method when it is ≥ {RESTORED}).\n\n"
+        f"back; the countermeasure restores the method when it is ≥ {RESTORED}; a method that takes fewer than "
+        f"{MIN_DAMAGE:g} points is not judged).\n\n"
         f"{result.facts.to_markdown(index=False)}\n"
     )
 
