@@ -130,7 +130,9 @@ def compare(rows: list[dict[str, Any]], reference: pd.DataFrame) -> Comparison:
     for fact in FACTS:
         for method in fact.select(budgets):
             mine, theirs = recovery(ours, method, fact.countermeasure), recovery(reference, method, fact.countermeasure)
-            if math.isnan(_get(ours, method, fact.countermeasure)) or math.isnan(_get(ours, method, "none")):
+            needed = (_get(ours, method, fact.countermeasure), _get(ours, method, "none"),
+                      _clean_under(ours, fact.countermeasure))
+            if any(math.isnan(v) for v in needed):
                 verdict = "not run"
             elif math.isnan(mine) or _damage(ours, method, fact.countermeasure) < MIN_DAMAGE:
                 verdict = "too little protection to judge"
