@@ -51,10 +51,8 @@ def random_crop_flip(x: torch.Tensor, gen: torch.Generator, padding: int = CROP_
     return out.permute(0, 3, 1, 2)
 
 
-def lr_lambda(preset: Preset, steps_per_epoch: int) -> Callable[[int], float]:
-    """Linear warm-up, then cosine decay to zero over the whole run (per step)."""
-    total = preset.epochs * steps_per_epoch
-    warmup = int(preset.warmup_epochs * steps_per_epoch)
+def warmup_cosine(total: int, warmup: int) -> Callable[[int], float]:
+    """Learning-rate factor per step: linear warm-up over `warmup` steps, then cosine to zero at `total`."""
 
     def factor(step: int) -> float:
         if step < warmup:
@@ -62,6 +60,11 @@ def lr_lambda(preset: Preset, steps_per_epoch: int) -> Callable[[int], float]:
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
     return factor
+
+
+def lr_lambda(preset: Preset, steps_per_epoch: int) -> Callable[[int], float]:
+    """The preset's schedule per step: warm-up epochs, then cosine decay to zero over the whole run."""
+    return warmup_cosine(preset.epochs * steps_per_epoch, int(preset.warmup_epochs * steps_per_epoch))
 
 
 def train_victim(

@@ -8,6 +8,8 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from benchmark.training import warmup_cosine
+
 from ..attacks import batches, quantize
 from .hiding import HidingNetwork, dwt, iwt
 from .losses import (
@@ -44,18 +46,6 @@ def bounded(delta: torch.Tensor, eps: float) -> torch.Tensor:
     return eps * torch.tanh(delta / eps) if eps > 0 else delta
 
 
-def warmup_cosine(steps: int, warmup: float = WARMUP) -> Callable[[int], float]:
-    """Learning-rate factor: linear warm-up over the first `warmup` fraction of the steps, then cosine to zero."""
-    ramp = max(1, int(warmup * steps))
-
-    def factor(step: int) -> float:
-        if step < ramp:
-            return (step + 1) / ramp
-        return 0.5 * (1 + math.cos(math.pi * (step - ramp) / max(1, steps - ramp)))
-
-    return factor
-
-
 def class_balanced_batch(
     members: list[torch.Tensor], classes_per_batch: int, per_class: int, gen: torch.Generator
 ) -> torch.Tensor:
@@ -87,7 +77,7 @@ def train_hiding_network(
     torch.manual_seed(seed)  # the network's initialisation
     net = HidingNetwork(s.blocks, s.width, s.dense_layers).to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=s.lr, betas=ADAM_BETAS, eps=1e-6, weight_decay=WEIGHT_DECAY)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(s.steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(s.steps, max(1, int(WARMUP * s.steps))))
     gen = torch.Generator().manual_seed(seed)
     num_classes = int(labels.max()) + 1
     members = [(labels == c).nonzero().flatten() for c in range(num_classes)]
