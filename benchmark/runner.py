@@ -232,6 +232,7 @@ def run_cell(cell: Cell, config: GridConfig, progress: Callable[..., Any] = _qui
         "train_acc": result.train_acc,
         "history": result.history,
         "images_per_second": result.images_per_second,
+        "cuda_graph": result.cuda_graph,
         "perturbation": gen["perturbation"],
         "budget": gen["budget"],
         "method_params": gen["params"],

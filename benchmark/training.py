@@ -32,6 +32,7 @@ class TrainResult:
     history: list[tuple[int, float]] = field(default_factory=list)
     seconds: float = 0.0
     images_per_second: float = 0.0
+    cuda_graph: bool = False
     model: torch.nn.Module | None = field(default=None, repr=False)
 
 
@@ -67,6 +68,22 @@ def lr_lambda(preset: Preset, steps_per_epoch: int) -> Callable[[int], float]:
     return warmup_cosine(preset.epochs * steps_per_epoch, int(preset.warmup_epochs * steps_per_epoch))
 
 
+def capture_cuda_graph(model: torch.nn.Module, sample: torch.Tensor, autocast: Any) -> None:
+    """Replace the model's training-mode forward and backward by CUDA graphs captured on `sample`'s shape.
+
+    A ResNet-18 step on a 128-image batch launches hundreds of small kernels and is bound by the launch cost,
+    not by the GPU; a replayed graph launches them at once. Eval mode keeps the plain forward."""
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    with autocast:
+        torch.cuda.make_graphed_callables(model, (sample,))
+    model.load_state_dict(saved)  # the capture's warm-up passes moved the BatchNorm statistics
+
+
+def release_cuda_graph(model: torch.nn.Module) -> None:
+    """Give the model back its plain forward (the graph only accepts the captured batch shape)."""
+    model.__dict__.pop("forward", None)
+
+
 def train_victim(
     train_images: torch.Tensor,
     train_labels: torch.Tensor,
@@ -80,9 +97,11 @@ def train_victim(
     progress: Callable[..., Any] = lambda it, **kw: it,
     amp: bool = True,
     channels_last: bool = True,
+    cuda_graph: bool = True,
 ) -> TrainResult:
     """Train the preset's victim on uint8 training images and report clean test accuracy
-    (`amp`: bf16 autocast on CUDA; `channels_last`: NHWC memory layout)."""
+    (`amp`: bf16 autocast on CUDA; `channels_last`: NHWC memory layout; `cuda_graph`: on CUDA, replay the
+    model's forward and backward as CUDA graphs when the countermeasure keeps the standard training step)."""
     torch.manual_seed(seed)
     cuda = device.type == "cuda"
     if cuda:
@@ -99,7 +118,10 @@ def train_victim(
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(preset, steps))
     gen = torch.Generator(device=device).manual_seed(seed)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and amp else nullcontext()
+    graphed = cuda and cuda_graph and "training_step" not in countermeasure.stages()
+    # Graph capture refuses autocast's weight cache; only multi-forward steps (PGD) gain from it anyway.
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not graphed) if cuda and amp else nullcontext()
+    captured = False
     history: list[tuple[int, float]] = []
     start = time.perf_counter()
     bar = progress(range(preset.epochs), desc="train", unit="epoch", leave=False)
@@ -112,6 +134,9 @@ def train_victim(
             x = random_crop_flip(images[idx].float().div_(255), gen)
             x, y = countermeasure.augment(x, labels[idx], gen)
             x = x.contiguous(memory_format=layout)
+            if graphed and not captured:
+                capture_cuda_graph(model, x, autocast)
+                captured = True
             with autocast:
                 loss = countermeasure.training_step(model, x, y, epoch)
             opt.zero_grad(set_to_none=True)
@@ -128,6 +153,8 @@ def train_victim(
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{mean_loss:.3f}", test=f"{history[-1][1]:.3f}" if history else "-")
     seconds = time.perf_counter() - start
+    if captured:
+        release_cuda_graph(model)
     return TrainResult(
         final_acc=history[-1][1],
         peak_acc=max(acc for _, acc in history),
@@ -135,5 +162,6 @@ def train_victim(
         history=history,
         seconds=seconds,
         images_per_second=preset.epochs * steps * bs / seconds,
+        cuda_graph=captured,
         model=model,
     )
