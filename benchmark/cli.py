@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     lb = sub.add_parser("leaderboard", help="render leaderboard tables from run folders")
     lb.add_argument("run_dirs", nargs="+", metavar="DIR")
     lb.add_argument("--out", default=None, help="output folder (default: the first DIR)")
+    lb.add_argument("--name", default="leaderboard", help="file stem: NAME.csv, NAME.md, NAME.png (default: leaderboard)")
+    lb.add_argument("--with-rows", action="store_true", help="also write the rows rendered, one NAME.seedS.jsonl per seed")
 
     cmp = sub.add_parser("compare", help="our cells beside reference numbers, and the protocol's facts checked")
     cmp.add_argument("run_dirs", nargs="+", metavar="DIR")
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from .leaderboard import write_leaderboard
 
-        for path in write_leaderboard(args.run_dirs, args.out or args.run_dirs[0]):
+        for path in write_leaderboard(args.run_dirs, args.out or args.run_dirs[0], args.name, args.with_rows):
             print(path)
         return 0
     except (KeyError, ValueError, FileNotFoundError) as exc:

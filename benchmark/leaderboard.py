@@ -1,6 +1,7 @@
 """Method × countermeasure tables rendered from result rows: CSV, Markdown and a heatmap PNG."""
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,17 +38,23 @@ def _order(names: Iterable[str], registered: list[str], first: str) -> list[str]
     return sorted(set(names), key=lambda n: (n != first, rank.get(n, len(rank)), n))
 
 
-def build_leaderboards(rows: list[dict[str, Any]]) -> list[Leaderboard]:
-    """One leaderboard per (dataset, preset, model) from `ok` rows; a repeated cell keeps its last row."""
+def latest_ok_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows a leaderboard shows: `ok` ones, the last row of a repeated cell."""
     latest: dict[str, dict[str, Any]] = {}
     for row in rows:
         if row.get("status") == "ok":
             latest[row["cell_id"]] = row
+    return list(latest.values())
+
+
+def build_leaderboards(rows: list[dict[str, Any]]) -> list[Leaderboard]:
+    """One leaderboard per (dataset, preset, model) from `ok` rows; a repeated cell keeps its last row."""
+    latest = latest_ok_rows(rows)
     if not latest:
         return []
     df = pd.DataFrame(
         [{k: r[k] for k in ("dataset", "preset", "model", "method", "countermeasure", "seed")}
-         | {"acc": 100 * r["final_acc"]} for r in latest.values()]
+         | {"acc": 100 * r["final_acc"]} for r in latest]
     )
     boards = []
     for (dataset, preset, model), group in df.groupby(["dataset", "preset", "model"], sort=False):
@@ -99,21 +106,33 @@ def _heatmap(board: Leaderboard, path: Path) -> None:
     plt.close(fig)
 
 
-def write_leaderboard(run_dirs: list[str | os.PathLike], out_dir: str | os.PathLike) -> list[Path]:
-    """Render OUT/leaderboard.{csv,md,png} (+ leaderboard_std.csv) from the runs' rows; with several
-    (dataset, preset, model) groups each file name gets a `-dataset-preset-model` suffix."""
-    boards = build_leaderboards(read_rows(run_dirs))
+def write_leaderboard(
+    run_dirs: list[str | os.PathLike], out_dir: str | os.PathLike, name: str = "leaderboard", with_rows: bool = False
+) -> list[Path]:
+    """Render OUT/NAME.{csv,md,png} (+ NAME_std.csv) from the runs' rows, and with `with_rows` the rows
+    rendered, one NAME.seedS.jsonl per seed; with several (dataset, preset, model) groups each file name
+    gets a `-dataset-preset-model` suffix."""
+    rows = read_rows(run_dirs)
+    boards = build_leaderboards(rows)
     if not boards:
         raise ValueError(f"no finished (status ok) rows in {', '.join(map(str, run_dirs))}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for board in boards:
-        suffix = "" if len(boards) == 1 else f"-{board.dataset}-{board.preset}-{board.model}"
-        paths = {ext: out / f"leaderboard{suffix}.{ext}" for ext in ("csv", "md", "png")}
+        stem = name if len(boards) == 1 else f"{name}-{board.dataset}-{board.preset}-{board.model}"
+        paths = {ext: out / f"{stem}.{ext}" for ext in ("csv", "md", "png")}
         board.mean.round(2).to_csv(paths["csv"])
-        board.std.round(2).to_csv(out / f"leaderboard{suffix}_std.csv")
+        board.std.round(2).to_csv(out / f"{stem}_std.csv")
         paths["md"].write_text(_markdown(board))
         _heatmap(board, paths["png"])
-        written += [paths["csv"], out / f"leaderboard{suffix}_std.csv", paths["md"], paths["png"]]
+        written += [paths["csv"], out / f"{stem}_std.csv", paths["md"], paths["png"]]
+        if with_rows:
+            mine = [r for r in latest_ok_rows(rows)
+                    if (r["dataset"], r["preset"], r["model"]) == (board.dataset, board.preset, board.model)]
+            for seed in sorted({r["seed"] for r in mine}):
+                path = out / f"{stem}.seed{seed}.jsonl"
+                ordered = sorted((r for r in mine if r["seed"] == seed), key=lambda r: (r["method"], r["countermeasure"]))
+                path.write_text("".join(json.dumps(r) + "\n" for r in ordered))
+                written.append(path)
     return written
