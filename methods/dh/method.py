@@ -16,6 +16,7 @@ from benchmark.presets import Preset
 from benchmark.registry import register_method
 
 from .hiding import HidingNetwork
+from .diffusion_sig import DiffusionSettings
 from .semantic import SOURCES, semantic_images
 from .training import (
     TrainingSettings, hide_all, measured_subset, perturbation_spread, reveal_psnr, train_hiding_network,
@@ -59,6 +60,9 @@ def assign_secrets(labels: torch.Tensor, secret_labels: torch.Tensor, mode: str,
     return out
 
 
+SD_PARAMS = ("sd_path", "controlnet_path", "sd_prompt", "sd_steps", "sd_resolution")
+
+
 @dataclass
 class _DeepHiding(Method):
     """Shared by `dh` and `dh-8`: train the hiding network, hide one class semantic image per image."""
@@ -71,9 +75,14 @@ class _DeepHiding(Method):
     lfc_weight: float = LFC_WEIGHT  # weight of Latent Feature Concentration (0: without LFC)
     per_class: int = 0  # samples of each class in a training batch (0: the preset's)
     secret_assignment: str = "class"  # class: a semantic image of the image's class; random: of any class
-    semantic_source: str = "procedural"  # procedural | folder
+    semantic_source: str = "procedural"  # procedural | folder | diffusers
     semantic_folder: str = ""  # ImageFolder of semantic images (semantic_source=folder)
-    semantic_per_class: int = 10  # procedural semantic images per class
+    semantic_per_class: int = 10  # procedural or diffusers semantic images per class
+    sd_path: str = ""  # local Stable Diffusion pipeline folder (semantic_source=diffusers)
+    controlnet_path: str = ""  # local ControlNet-Canny folder (semantic_source=diffusers)
+    sd_prompt: str = "a detailed photo of an object with a rich texture"
+    sd_steps: int = 20  # denoising steps per semantic image
+    sd_resolution: int = 512  # sampling size, then resized to the dataset's
     arch: str = ""  # LFC's frozen clean classifier (empty: the preset's victim)
 
     budget = Budget("none")
@@ -98,6 +107,19 @@ class _DeepHiding(Method):
             raise ValueError(f"unknown semantic_source {self.semantic_source!r}; valid sources: {', '.join(SOURCES)}")
         if self.semantic_source == "folder" and not self.semantic_folder:
             raise ValueError("semantic_source=folder needs semantic_folder=PATH (one sub-folder of images per class)")
+        if self.semantic_source == "diffusers" and not (self.sd_path and self.controlnet_path):
+            raise ValueError("semantic_source=diffusers needs sd_path=PATH and controlnet_path=PATH (local diffusers folders)")
+        if self.sd_steps < 1 or self.sd_resolution < 8:
+            raise ValueError(f"sd_steps must be ≥ 1 and sd_resolution ≥ 8, got {self.sd_steps}, {self.sd_resolution}")
+
+    def params(self) -> dict[str, Any]:
+        """The constructor parameters; the Stable Diffusion ones only where they are used, so that they do
+        not enter the cell and cache keys of the other sources."""
+        params = super().params()
+        if self.semantic_source != "diffusers":
+            for name in SD_PARAMS:
+                del params[name]
+        return params
 
     def budget_for(self, image_shape: tuple[int, ...]) -> Budget:
         return Budget("linf", self.eps / 255) if self.eps else Budget("none")
@@ -115,9 +137,10 @@ class _DeepHiding(Method):
 
     def generate(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
         s = self.settings(ctx.preset)
+        diffusion = DiffusionSettings(self.sd_path, self.controlnet_path, self.sd_prompt, self.sd_steps, self.sd_resolution)
         secrets, secret_labels = semantic_images(
             self.semantic_source, ctx.num_classes, self.semantic_per_class, images.shape[-1],
-            ctx.seed, self.semantic_folder,
+            ctx.seed, self.semantic_folder, diffusion, ctx.device,
         )
         assignment = assign_secrets(labels, secret_labels, self.secret_assignment, ctx.generator(STREAM_ASSIGN))
         surrogate = ctx.surrogate(s["arch"])

@@ -1,10 +1,12 @@
-"""Semantic image generation (SIG): the images DH hides, a few per class, from one of two sources.
+"""Semantic image generation (SIG): the images DH hides, a few per class, from one of three sources.
 
 `procedural` (default, embedded): every class gets one global shape, chosen from a pool of random
 shapes so that the classes lie far apart, rendered with many textures and colours plus its edge
 outline; images of one class share the shape and differ in texture. This stands in for the paper's
 Stable Diffusion + ControlNet-Canny images (same edge map per class, varied local texture).
 `folder`: the user's own images, an ImageFolder tree with one sub-folder per class.
+`diffusers`: the paper's route, from local weights (`diffusion_sig.py`), conditioned on the edge maps
+of the same far-apart class shapes.
 """
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ import torch.nn.functional as F
 
 from benchmark.data import load_image_folder
 
-SOURCES = ("procedural", "folder")
+from .diffusion_sig import DiffusionSettings, diffusion_images
+
+SOURCES = ("procedural", "folder", "diffusers")
 SUPERSAMPLE = 4  # shapes are rendered at 4× the image size and area-averaged down (anti-aliasing)
 POOL_PER_CLASS = 8  # candidate shapes per class the far-apart selection picks from
 SELECTION_SIZE = 16  # resolution of the shape descriptors the selection compares
@@ -27,13 +31,19 @@ MIN_CONTRAST = 0.35  # luminance gap between a shape's mean colour and its backg
 
 
 def semantic_images(
-    source: str, num_classes: int, per_class: int, size: int, seed: int, folder: str = ""
+    source: str, num_classes: int, per_class: int, size: int, seed: int, folder: str = "",
+    diffusion: DiffusionSettings | None = None, device: torch.device = torch.device("cpu"),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Semantic images (uint8 N×3×size×size) and their class labels from `source`."""
     if source == "procedural":
         return procedural_images(num_classes, per_class, size, seed)
     if source == "folder":
         return folder_images(folder, num_classes, size)
+    if source == "diffusers":
+        if diffusion is None:
+            raise ValueError("semantic_source=diffusers needs its settings (sd_path, controlnet_path, ...)")
+        return diffusion_images(diffusion, class_edge_maps(num_classes, diffusion.resolution, seed), per_class, size,
+                                seed, device)
     raise ValueError(f"unknown semantic source {source!r}; valid sources: {', '.join(SOURCES)}")
 
 
@@ -59,18 +69,30 @@ def folder_images(folder: str, num_classes: int, size: int) -> tuple[torch.Tenso
 def procedural_images(num_classes: int, per_class: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`per_class` textured renderings of one far-apart shape per class; deterministic in `seed`."""
     gen = torch.Generator().manual_seed(seed)
-    pool = [Shape.random(gen) for _ in range(POOL_PER_CLASS * num_classes)]
-    masks = torch.stack([shape.rasterize(SELECTION_SIZE * SUPERSAMPLE) for shape in pool])
-    descriptors = F.avg_pool2d(masks[:, None], SUPERSAMPLE).flatten(1)
     hi = size * SUPERSAMPLE
     images = []
-    for index in farthest_points(descriptors, num_classes, gen).tolist():
-        mask = pool[index].rasterize(hi)
+    for shape in class_shapes(num_classes, gen):
+        mask = shape.rasterize(hi)
         outline = edge_map(mask, max(1, hi // 48))
         images += [render(mask, outline, gen) for _ in range(per_class)]
     lowres = F.avg_pool2d(torch.stack(images), SUPERSAMPLE)
     labels = torch.arange(num_classes).repeat_interleave(per_class)
     return (lowres * 255).round().clamp(0, 255).to(torch.uint8), labels
+
+
+def class_shapes(num_classes: int, gen: torch.Generator) -> list[Shape]:
+    """One shape per class, picked far apart from a random pool."""
+    pool = [Shape.random(gen) for _ in range(POOL_PER_CLASS * num_classes)]
+    masks = torch.stack([shape.rasterize(SELECTION_SIZE * SUPERSAMPLE) for shape in pool])
+    descriptors = F.avg_pool2d(masks[:, None], SUPERSAMPLE).flatten(1)
+    return [pool[i] for i in farthest_points(descriptors, num_classes, gen).tolist()]
+
+
+def class_edge_maps(num_classes: int, resolution: int, seed: int) -> torch.Tensor:
+    """The edge map (the paper's Canny map) of each class's shape: float C×resolution×resolution in {0, 1},
+    the same shapes `procedural_images` renders for this seed."""
+    shapes = class_shapes(num_classes, torch.Generator().manual_seed(seed))
+    return torch.stack([edge_map(shape.rasterize(resolution), max(1, resolution // 96)) for shape in shapes])
 
 
 def farthest_points(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
