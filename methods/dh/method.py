@@ -15,8 +15,8 @@ from benchmark.plugins import Budget, Context, Method
 from benchmark.presets import Preset
 from benchmark.registry import register_method
 
-from .hiding import HidingNetwork
 from .diffusion_sig import DiffusionSettings
+from .hiding import HidingNetwork
 from .semantic import SOURCES, semantic_images
 from .training import (
     TrainingSettings, hide_all, measured_subset, perturbation_spread, reveal_psnr, train_hiding_network,
