@@ -134,7 +134,7 @@ def compare(rows: list[dict[str, Any]], reference: pd.DataFrame) -> Comparison:
                       _clean_under(ours, fact.countermeasure))
             if any(math.isnan(v) for v in needed):
                 verdict = "not run"
-            elif math.isnan(mine) or _damage(ours, method, fact.countermeasure) < MIN_DAMAGE:
+            elif _damage(ours, method, fact.countermeasure) < MIN_DAMAGE:  # also where recovery() is NaN
                 verdict = "too little protection to judge"
             else:
                 verdict = "reproduced" if (mine >= RESTORED) == fact.restores else "MISS"

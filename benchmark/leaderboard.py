@@ -112,7 +112,7 @@ def write_leaderboard(
     """Render OUT/NAME.{csv,md,png} (+ NAME_std.csv) from the runs' rows, and with `with_rows` the rows
     rendered, one NAME.seedS.jsonl per seed; with several (dataset, preset, model) groups each file name
     gets a `-dataset-preset-model` suffix."""
-    rows = read_rows(run_dirs)
+    rows = latest_ok_rows(read_rows(run_dirs))
     boards = build_leaderboards(rows)
     if not boards:
         raise ValueError(f"no finished (status ok) rows in {', '.join(map(str, run_dirs))}")
@@ -128,8 +128,7 @@ def write_leaderboard(
         _heatmap(board, paths["png"])
         written += [paths["csv"], out / f"{stem}_std.csv", paths["md"], paths["png"]]
         if with_rows:
-            mine = [r for r in latest_ok_rows(rows)
-                    if (r["dataset"], r["preset"], r["model"]) == (board.dataset, board.preset, board.model)]
+            mine = [r for r in rows if (r["dataset"], r["preset"], r["model"]) == (board.dataset, board.preset, board.model)]
             for seed in sorted({r["seed"] for r in mine}):
                 path = out / f"{stem}.seed{seed}.jsonl"
                 ordered = sorted((r for r in mine if r["seed"] == seed), key=lambda r: (r["method"], r["countermeasure"]))

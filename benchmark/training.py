@@ -121,7 +121,8 @@ def train_victim(
     graphed = cuda and cuda_graph and "training_step" not in countermeasure.stages()
     # Graph capture refuses autocast's weight cache; only multi-forward steps (PGD) gain from it anyway.
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not graphed) if cuda and amp else nullcontext()
-    captured = False
+    if graphed:  # every step's batch has this shape (augmentations keep it); no draw from `gen`
+        capture_cuda_graph(model, images[:bs].float().div(255).contiguous(memory_format=layout), autocast)
     history: list[tuple[int, float]] = []
     start = time.perf_counter()
     bar = progress(range(preset.epochs), desc="train", unit="epoch", leave=False)
@@ -134,9 +135,6 @@ def train_victim(
             x = random_crop_flip(images[idx].float().div_(255), gen)
             x, y = countermeasure.augment(x, labels[idx], gen)
             x = x.contiguous(memory_format=layout)
-            if graphed and not captured:
-                capture_cuda_graph(model, x, autocast)
-                captured = True
             with autocast:
                 loss = countermeasure.training_step(model, x, y, epoch)
             opt.zero_grad(set_to_none=True)
@@ -153,7 +151,7 @@ def train_victim(
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{mean_loss:.3f}", test=f"{history[-1][1]:.3f}" if history else "-")
     seconds = time.perf_counter() - start
-    if captured:
+    if graphed:
         release_cuda_graph(model)
     return TrainResult(
         final_acc=history[-1][1],
@@ -162,6 +160,6 @@ def train_victim(
         history=history,
         seconds=seconds,
         images_per_second=preset.epochs * steps * bs / seconds,
-        cuda_graph=captured,
+        cuda_graph=graphed,
         model=model,
     )

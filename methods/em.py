@@ -78,9 +78,10 @@ class _MinMin(Method):
         eps = s["eps"] / 255
         gen = ctx.generator(0, device)
         shape = (ctx.num_classes, *x.shape[1:]) if self.classwise else x.shape
-        noise = torch.zeros(shape, device=device)
         if s["init"] == "uniform":
             noise = (torch.rand(shape, generator=gen, device=device) * 2 - 1) * eps
+        else:
+            noise = torch.zeros(shape, device=device)
         pgd = toward(lambda t: t, WarmStartPGD(model, eps, s["step_size"] / 255, s["steps"]))
         order = torch.randperm(len(x), generator=gen, device=device)
         train_batches = itertools.cycle(order.split(s["batch_size"]))

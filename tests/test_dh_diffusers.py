@@ -13,8 +13,10 @@ from methods.dh.semantic import class_edge_maps, semantic_images
 pytest.importorskip("transformers")
 
 
-def _tiny_weights(root) -> tuple[str, str]:
-    """Folders of a 2-level Stable Diffusion pipeline and ControlNet, random weights, a 20-token vocabulary."""
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory) -> tuple[str, str]:
+    """Folders of a 2-level Stable Diffusion pipeline and ControlNet, random weights, a 12-token tokenizer."""
+    root = tmp_path_factory.mktemp("weights")
     from diffusers import (AutoencoderKL, ControlNetModel, DDIMScheduler, StableDiffusionControlNetPipeline,
                            UNet2DConditionModel)
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
@@ -54,8 +56,8 @@ def _tiny_weights(root) -> tuple[str, str]:
     return str(sd), str(cn)
 
 
-def test_diffusers_source_samples_per_class_images_from_local_folders(tmp_path):
-    sd, cn = _tiny_weights(tmp_path)
+def test_diffusers_source_samples_per_class_images_from_local_folders(tiny_weights):
+    sd, cn = tiny_weights
     settings = DiffusionSettings(sd, cn, "a b c", steps=2, resolution=32)
     images, labels = semantic_images("diffusers", 3, 2, 16, seed=5, diffusion=settings)
     assert images.shape == (6, 3, 16, 16) and images.dtype == torch.uint8
@@ -84,13 +86,13 @@ def test_missing_weights_and_bad_settings_are_named(tmp_path):
         methods.get("dh")(semantic_source="diffusers")
 
 
-def test_dh_hides_diffusers_semantic_images(tmp_path, cifar_small):
+def test_dh_hides_diffusers_semantic_images(tmp_path, cifar_small, tiny_weights):
     from benchmark.models import create_model
     from benchmark.plugins import Context
     from benchmark.presets import PRESETS
     from benchmark.registry import methods
 
-    sd, cn = _tiny_weights(tmp_path)
+    sd, cn = tiny_weights
     ctx = Context(torch.device("cpu"), seed=0, preset=PRESETS["smoke"], num_classes=10, cache_dir=tmp_path / "cache",
                   surrogate_fn=lambda arch: create_model(arch, 10).eval().requires_grad_(False))
     dh = methods.get("dh")(semantic_source="diffusers", sd_path=sd, controlnet_path=cn, sd_steps=1, sd_resolution=32,
