@@ -10,10 +10,12 @@ from typing import Any, Callable
 
 import torch
 
+from .identity import digest
+
 
 def spec_key(spec: dict[str, Any]) -> str:
-    """A short stable hash of everything that determines an artifact."""
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    """The full SHA-256 of everything that determines an artifact (its canonical JSON)."""
+    return digest(spec)
 
 
 def file_sha256(path: Path) -> str:

@@ -6,9 +6,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from .plugins import Plugin
+from .plugins import Plugin, build
 from .presets import PRESETS
 from .registry import Registry, countermeasures, methods, models
+from .store import RunFolderBusy
 
 LIST_KINDS = ("methods", "countermeasures", "models", "presets")
 
@@ -38,13 +39,15 @@ def _params(cls: type[Plugin]) -> str:
     return ", ".join(f"{f.name}={f.default!r}" for f in fields) if fields else "-"
 
 
-def list_plugins(kind: str) -> str:
-    """The text `python -m benchmark list KIND` prints."""
+def list_plugins(kind: str, method_args: dict[str, dict[str, str]] | None = None) -> str:
+    """The text `python -m benchmark list KIND` prints; methods show the budget of the instance that
+    `method_args` ({name: {param: value}}) builds."""
     lines = []
     if kind == "methods":
         for name in methods.names():
             cls = methods.get(name)
-            lines.append(f"{name:14s} {str(cls.budget):32s} {cls.summary()}\n{'':14s} params: {_params(cls)}")
+            budget = build(cls, (method_args or {}).get(name, {})).budget()  # type: ignore[attr-defined]
+            lines.append(f"{name:14s} {str(budget):32s} {cls.summary()}\n{'':14s} params: {_params(cls)}")
     elif kind == "countermeasures":
         for name in countermeasures.names():
             cls = countermeasures.get(name)
@@ -76,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset", default="cifar10", help="cifar10, cifar100 or imagenet-subset")
     run.add_argument("--out", default=None, help="run folder (default: results/runs/DATASET-PRESET)")
     run.add_argument("--data-root", default=None, help="dataset folder (else $UEBENCH_DATA_ROOT, else the user cache)")
+    run.add_argument("--download", action="store_true", help="download the dataset when it is not in the data root")
     run.add_argument("--cache-dir", default=None, help="artifact cache (else $UEBENCH_CACHE_DIR, else the user cache)")
     run.add_argument("--seeds", type=_seeds, default=[0], help="comma list of seeds (default: 0)")
     run.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
@@ -87,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list registered plugins and presets")
     ls.add_argument("kind", nargs="?", choices=LIST_KINDS, help="one kind (default: all plugins)")
+    ls.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE",
+                    help="show the budget of methods built with these parameters")
 
     lb = sub.add_parser("leaderboard", help="render leaderboard tables from run folders")
     lb.add_argument("run_dirs", nargs="+", metavar="DIR")
@@ -114,10 +120,10 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         data_root=args.data_root,
         cache_dir=args.cache_dir,
         device=args.device,
+        download=args.download,
         method_args=parse_plugin_args(args.method_args, methods, "--method-args"),
         defense_args=parse_plugin_args(args.defense_args, countermeasures, "--defense-args"),
     )
-    config.torch_device  # validate before any work
     out = Path(args.out or Path("results") / "runs" / f"{args.dataset}-{args.preset}")
     defense_names = countermeasures.expand(args.defenses)
     try:
@@ -144,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args, argv)
         if args.command == "list":
             kinds = [args.kind] if args.kind else ["methods", "countermeasures", "models"]
+            method_args = parse_plugin_args(args.method_args, methods, "--method-args")
             for kind in kinds:
-                print(f"== {kind} ==\n{list_plugins(kind)}\n")
+                print(f"== {kind} ==\n{list_plugins(kind, method_args)}\n")
             return 0
         if args.command == "compare":
             from .compare import write_comparison
@@ -160,6 +167,6 @@ def main(argv: list[str] | None = None) -> int:
         for path in write_leaderboard(args.run_dirs, args.out or args.run_dirs[0], args.name, args.with_rows):
             print(path)
         return 0
-    except (KeyError, ValueError, FileNotFoundError) as exc:
+    except (KeyError, ValueError, FileNotFoundError, RunFolderBusy) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 """Datasets as uint8 tensors N×3×H×W: CIFAR-10/100 through torchvision, ImageNet subsets from folders."""
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,12 +9,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .identity import tensor_digest
+from .presets import get_preset
+
 DATASETS = ("cifar10", "cifar100", "imagenet-subset")
 ENV_DATA_ROOT = "UEBENCH_DATA_ROOT"
 
 
 class DatasetNotFoundError(FileNotFoundError):
     """The dataset is neither on disk nor downloadable."""
+
+
+class DatasetCorruptError(ValueError):
+    """A dataset file is on disk but incomplete or modified."""
 
 
 @dataclass
@@ -57,7 +65,7 @@ def load_dataset(
     train: bool,
     data_root: str | os.PathLike | None = None,
     *,
-    download: bool = True,
+    download: bool = False,
     num_classes: int = 100,
     resolution: int = 64,
 ) -> ImageSet:
@@ -74,17 +82,37 @@ def _load_cifar(name: str, train: bool, root: Path, download: bool) -> ImageSet:
     from torchvision.datasets import CIFAR10, CIFAR100
 
     cls = CIFAR10 if name == "cifar10" else CIFAR100
-    try:
-        ds = cls(str(root), train=train, download=False)
-    except RuntimeError:
+    folder = root / cls.base_folder
+    if not folder.is_dir():
         if not download:
-            raise _not_found(name, root, "download disabled") from None
+            raise _not_found(name, root, "not there; pass --download to fetch it")
         try:
-            ds = cls(str(root), train=train, download=True)
+            cls(str(root), train=train, download=True)
         except Exception as exc:  # offline: URLError, socket errors, ...
             raise _not_found(name, root, f"download failed: {exc}") from None
+    _check_cifar_files(name, folder, (cls.train_list if train else cls.test_list) + [[cls.meta["filename"], cls.meta["md5"]]])
+    ds = cls(str(root), train=train, download=False)  # the files are verified: their pickles are the published ones
     images = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
     return ImageSet(images, torch.tensor(ds.targets, dtype=torch.int64), list(ds.classes))
+
+
+def _check_cifar_files(name: str, folder: Path, files: list[list[str]]) -> None:
+    """Raise DatasetCorruptError unless every (file name, MD5) of `files` is in `folder` with that MD5."""
+    from torchvision.datasets.utils import calculate_md5
+
+    for filename, md5 in files:
+        path = folder / filename
+        if not path.is_file():
+            raise DatasetCorruptError(
+                f"dataset {name!r} at {folder} is incomplete: {filename} is missing; restore it, or delete "
+                f"{folder} and rerun with --download"
+            )
+        actual = calculate_md5(str(path))
+        if actual != md5:
+            raise DatasetCorruptError(
+                f"dataset {name!r}: {path} is corrupt (MD5 {actual}, expected {md5}: truncated or modified); "
+                f"restore it, or delete {folder} and rerun with --download"
+            )
 
 
 def _not_found(name: str, root: Path, why: str) -> DatasetNotFoundError:
@@ -142,3 +170,32 @@ def balanced_subset(data: ImageSet, per_class: int | None, seed: int) -> ImageSe
         return data
     keep = balanced_indices(data.labels, data.num_classes, per_class, seed)
     return ImageSet(data.images[keep].contiguous(), data.labels[keep].contiguous(), data.classes)
+
+
+@functools.lru_cache(maxsize=4)
+def load_splits(dataset: str, data_root: str | None, preset: str) -> tuple[ImageSet, ImageSet]:
+    """The preset's class-balanced train and test subsets (memoised per process)."""
+    p = get_preset(preset)
+    train = balanced_subset(load_dataset(dataset, True, data_root), p.train_per_class, p.subset_seed)
+    test = balanced_subset(load_dataset(dataset, False, data_root), p.test_per_class, p.subset_seed)
+    return train, test
+
+
+@functools.lru_cache(maxsize=4)
+def split_digests(dataset: str, data_root: str | None, preset: str) -> dict[str, str]:
+    """SHA-256 of the preset's training and test images and labels: what a cell or artifact was made from."""
+    train, test = load_splits(dataset, data_root, preset)
+    return {"train": tensor_digest(train.images, train.labels), "test": tensor_digest(test.images, test.labels)}
+
+
+@functools.lru_cache(maxsize=2)
+def heldout_split(dataset: str, data_root: str | None, preset: str) -> ImageSet:
+    """The dataset's training images outside the preset's training subset (empty for full-set presets)."""
+    p = get_preset(preset)
+    full = load_dataset(dataset, True, data_root)
+    keep = torch.zeros(len(full), dtype=torch.bool)
+    if p.train_per_class is None:
+        keep[:] = True
+    else:
+        keep[balanced_indices(full.labels, full.num_classes, p.train_per_class, p.subset_seed)] = True
+    return ImageSet(full.images[~keep].contiguous(), full.labels[~keep].contiguous(), full.classes)

@@ -2,103 +2,289 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+import warnings
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 
+from .identity import digest
 from .registry import countermeasures, methods
 from .store import read_rows
 
 SUMMARY_COLUMNS = ("worst", "mean")
+OK, FAILED, MISSING = "ok", "failed", "missing"
+
+# Fields a row must carry (as str, `seed` as int) to be placed on a board, by schema version; schema-1
+# rows predate the ids and labels, which are derived from the names and parameters instead.
+_SCHEMA1_FIELDS = ("cell_id", "status", "dataset", "preset", "model", "method", "countermeasure")
+_SCHEMA2_FIELDS = (*_SCHEMA1_FIELDS, "preset_id", "method_id", "method_label", "countermeasure_id",
+                   "countermeasure_label")
+_BOARD_KEY = ("dataset", "preset", "preset_id", "model")
 
 
 @dataclass
 class Leaderboard:
-    """Final clean test accuracy (%) per method × countermeasure: seed mean, std and seed count."""
+    """Final clean test accuracy (%) per method configuration × countermeasure configuration."""
 
     dataset: str
     preset: str
+    preset_id: str
     model: str
-    mean: pd.DataFrame  # countermeasure columns, then `worst` (max) and `mean`
-    std: pd.DataFrame
-    seeds: pd.DataFrame
+    mean: pd.DataFrame  # seed means by label, then `worst` (max) and `mean` over the cells with an ok row
+    std: pd.DataFrame  # spread over seeds (ddof 0)
+    seeds: pd.DataFrame  # distinct seeds with an ok row (0 where none)
+    status: pd.DataFrame  # "ok", "failed" (rows, none ok) or "missing" (no row) per cell
+    rows: list[dict[str, Any]]  # the rows shown, in table order: per cell id its latest ok row, else latest failed
+    preset_label: str  # the preset name, with `@` and a short id when another preset_id shares the name
+    provenance: list[str]  # one sentence per mixed commit, dirty checkout or library versions; empty when uniform
+
+    @property
+    def incomplete(self) -> pd.Series:
+        """Per method row: whether a cell failed or is missing, so `worst` is only a lower bound."""
+        return (self.status != OK).any(axis=1)
 
     @property
     def title(self) -> str:
-        n = int(self.seeds.max().max()) if self.seeds.size else 0
-        return f"{self.dataset} · preset {self.preset} · victim {self.model} · {n} seed{'s' if n != 1 else ''}"
+        """Dataset, preset, victim and the range of seed counts over the cells shown."""
+        counts = self.seeds.to_numpy()[self.status.to_numpy() == OK]
+        low, high = (int(counts.min()), int(counts.max())) if counts.size else (0, 0)
+        seeds = f"{low}–{high} seeds" if low != high else f"{high} seed{'s' if high != 1 else ''}"
+        return f"{self.dataset} · preset {self.preset_label} · victim {self.model} · {seeds}"
 
 
-def _order(names: Iterable[str], registered: list[str], first: str) -> list[str]:
-    """`first`, then registry order, then names no installed plugin carries (alphabetically)."""
-    rank = {n: i for i, n in enumerate(registered)}
-    return sorted(set(names), key=lambda n: (n != first, rank.get(n, len(rank)), n))
+def _digest(*parts: Any) -> str:
+    """A 64-hex SHA-256 of the parts as canonical JSON."""
+    return digest(list(parts))
 
 
-def latest_ok_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows a leaderboard shows: `ok` ones, the last row of a repeated cell."""
-    latest: dict[str, dict[str, Any]] = {}
+def _accuracy(row: dict[str, Any]) -> float | None:
+    """The row's accuracy in %, or None when it counts as a failed cell (failed, or no finite value in [0, 1])."""
+    acc = row.get("final_acc")
+    if row["status"] != OK or isinstance(acc, bool) or not isinstance(acc, (int, float)):
+        return None
+    return 100 * acc if math.isfinite(acc) and 0 <= acc <= 1 else None
+
+
+def _entry(row: Any) -> tuple[dict[str, Any] | None, str]:
+    """The board fields of one row (ids of schema-1 rows without parameters left None), or None and why not."""
+    if not isinstance(row, dict):
+        return None, f"not a JSON object: {str(row)[:40]!r}"
+    schema = row.get("schema", 1)
+    if schema not in (1, 2):
+        return None, f"cell {row.get('cell_id')!r} has unknown schema {schema!r}"
+    lacking = [f for f in (_SCHEMA2_FIELDS if schema == 2 else _SCHEMA1_FIELDS) if not isinstance(row.get(f), str)]
+    if not isinstance(row.get("seed"), int) or isinstance(row.get("seed"), bool):
+        lacking.append("seed")
+    if lacking:
+        return None, f"cell {row.get('cell_id')!r} lacks {', '.join(lacking)}"
+    if row["status"] not in (OK, FAILED):
+        return None, f"cell {row['cell_id']!r} has status {row['status']!r}"
+    entry = {f: row[f] for f in (*_SCHEMA1_FIELDS, "seed")} | {"row": row, "acc": _accuracy(row)}
+    if schema == 2:
+        return entry | {f: row[f] for f in _SCHEMA2_FIELDS}, ""
+    preset = row.get("preset_config")
+    entry["preset_id"] = _digest({k: v for k, v in preset.items() if k != "summary"}) if isinstance(preset, dict) else None
+    for kind in ("method", "countermeasure"):
+        params = row.get(f"{kind}_params")
+        entry[f"{kind}_id"] = _digest(row[kind], params) if isinstance(params, dict) else None
+        entry[f"{kind}_label"] = row[kind]
+    return entry, ""
+
+
+def _adopt_ids(entries: list[dict[str, Any]], field: str, scope: tuple[str, ...]) -> None:
+    """Fill a None `field` (schema-1 failed rows carry no parameters) with the one id its scope knows,
+    else with a digest of the scope."""
+    known: dict[tuple, set[str]] = defaultdict(set)
+    for e in entries:
+        if e[field] is not None:
+            known[tuple(e[f] for f in scope)].add(e[field])
+    for e in entries:
+        if e[field] is None:
+            key = tuple(e[f] for f in scope)
+            e[field] = next(iter(known[key])) if len(known[key]) == 1 else _digest(*key)
+
+
+def _entries(rows: list[Any]) -> list[dict[str, Any]]:
+    """Every placeable row as board fields, in file order; the others are skipped with one warning."""
+    entries, skipped = [], []
     for row in rows:
-        if row.get("status") == "ok":
-            latest[row["cell_id"]] = row
-    return list(latest.values())
+        entry, why = _entry(row)
+        if entry is None:
+            skipped.append(why)
+        else:
+            entries.append(entry)
+    if skipped:
+        warnings.warn(f"leaderboard: skipped {len(skipped)} row(s) that name no cell: {'; '.join(skipped[:3])}"
+                      + ("; …" if len(skipped) > 3 else ""), stacklevel=3)
+    _adopt_ids(entries, "preset_id", ("dataset", "preset", "model"))
+    _adopt_ids(entries, "method_id", (*_BOARD_KEY, "method"))
+    _adopt_ids(entries, "countermeasure_id", (*_BOARD_KEY, "countermeasure"))
+    return entries
+
+
+def _shown(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per cell id the latest ok entry, else its latest failed one, in the order of those rows."""
+    latest_ok, latest = {}, {}
+    for position, e in enumerate(entries):
+        latest[e["cell_id"]] = (position, e)
+        if e["acc"] is not None:
+            latest_ok[e["cell_id"]] = (position, e)
+    return [e for _, e in sorted((latest | latest_ok).values(), key=lambda pair: pair[0])]
+
+
+def _configurations(entries: list[dict[str, Any]], kind: str, first: str, registered: list[str]) -> dict[str, str]:
+    """Configuration id → display label, in board order: `first`, then registry order of the base name
+    (unknown names alphabetically), the default configuration before its labelled variants. A label
+    that two ids share gets `@` and the id's first 6 hex digits."""
+    configs = {e[f"{kind}_id"]: (e[kind], e[f"{kind}_label"]) for e in entries}
+    rank = {n: i for i, n in enumerate(registered)}
+    ordered = sorted(configs, key=lambda i: (configs[i][0] != first, rank.get(configs[i][0], len(rank)),
+                                             configs[i][0], configs[i][1] != configs[i][0], configs[i][1], i))
+    shared = Counter(label for _, label in configs.values())
+    return {i: configs[i][1] if shared[configs[i][1]] == 1 else f"{configs[i][1]}@{i[:6]}" for i in ordered}
+
+
+def _flat(versions: Any, prefix: str = "") -> dict[str, str]:
+    """A (nested) versions dict as dotted key → text, so a difference names the exact entry; {} if no dict."""
+    if not isinstance(versions, dict):
+        return {}
+    flat = {}
+    for key, value in versions.items():
+        name = f"{prefix}{key}"
+        flat |= _flat(value, f"{name}.") if isinstance(value, dict) else {name: str(value)}
+    return flat
+
+
+def _provenance(rows: list[dict[str, Any]]) -> list[str]:
+    """Sentences on what makes the rows not comparable: several commits, a dirty checkout, other libraries."""
+    notes = []
+    commits = Counter(str(r.get("git_commit") or "unknown") for r in rows)
+    if len(commits) > 1:
+        listed = ", ".join(f"{c[:7]} ({n} row{'s' if n != 1 else ''})" for c, n in commits.most_common())
+        notes.append(f"rows come from {len(commits)} git commits: {listed}")
+    dirty = sum(r.get("git_dirty") is True for r in rows)
+    if dirty:
+        notes.append(f"{dirty} row{'s come' if dirty != 1 else ' comes'} from a checkout with uncommitted changes")
+    versions = [_flat(r.get("versions")) for r in rows]
+    differing = {k: sorted({str(v.get(k, "absent")) for v in versions}) for k in sorted({k for v in versions for k in v})}
+    differing = {k: values for k, values in differing.items() if len(values) > 1}
+    if differing:
+        listed = "; ".join(f"{k} ({', '.join(values)})" for k, values in differing.items())
+        notes.append(f"library versions differ between rows: {listed}")
+    return notes
+
+
+def _board(entries: list[dict[str, Any]], preset_label: str) -> Leaderboard:
+    """One board from the shown entries of one (dataset, preset, preset_id, model)."""
+    row_labels = _configurations(entries, "method", "clean", methods.names())
+    col_labels = _configurations(entries, "countermeasure", "none", countermeasures.names())
+    accs: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
+    tried = set()
+    for e in entries:  # file order, so a later row of a seed replaces an earlier one
+        cell = (e["method_id"], e["countermeasure_id"])
+        tried.add(cell)
+        if e["acc"] is not None:
+            accs[cell][e["seed"]] = e["acc"]
+
+    def frame(value: Callable[[tuple[str, str]], Any], dtype: Any) -> pd.DataFrame:
+        return pd.DataFrame([[value((m, c)) for c in col_labels] for m in row_labels], dtype=dtype,
+                            index=pd.Index(row_labels.values(), name="method"), columns=list(col_labels.values()))
+
+    mean = frame(lambda cell: np.mean(list(accs[cell].values())) if cell in accs else np.nan, float)
+    std = frame(lambda cell: np.std(list(accs[cell].values())) if cell in accs else np.nan, float)
+    seeds = frame(lambda cell: len(accs.get(cell, ())), int)
+    status = frame(lambda cell: OK if cell in accs else FAILED if cell in tried else MISSING, object)
+    cols = list(col_labels.values())
+    mean["worst"] = mean[cols].max(axis=1)
+    mean["mean"] = mean[cols].mean(axis=1)
+    row_rank, col_rank = {i: n for n, i in enumerate(row_labels)}, {i: n for n, i in enumerate(col_labels)}
+    shown = sorted(entries, key=lambda e: (row_rank[e["method_id"]], col_rank[e["countermeasure_id"]], e["seed"]))
+    rows = [e["row"] for e in shown]
+    first = entries[0]
+    return Leaderboard(first["dataset"], first["preset"], first["preset_id"], first["model"], mean, std, seeds,
+                       status, rows, preset_label, _provenance(rows))
 
 
 def build_leaderboards(rows: list[dict[str, Any]]) -> list[Leaderboard]:
-    """One leaderboard per (dataset, preset, model) from `ok` rows; a repeated cell keeps its last row."""
-    latest = latest_ok_rows(rows)
-    if not latest:
-        return []
-    df = pd.DataFrame(
-        [{k: r[k] for k in ("dataset", "preset", "model", "method", "countermeasure", "seed")}
-         | {"acc": 100 * r["final_acc"]} for r in latest]
-    )
+    """One leaderboard per (dataset, preset, preset_id, model); rows that name no cell are skipped with a
+    warning, and a board whose rows mix commits, dirty checkouts or library versions warns too."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for e in _shown(_entries(rows)):
+        groups[tuple(e[f] for f in _BOARD_KEY)].append(e)
+    ids_per_name = Counter(name for name, _ in {(k[1], k[2]) for k in groups})
     boards = []
-    for (dataset, preset, model), group in df.groupby(["dataset", "preset", "model"], sort=False):
-        cols = _order(group["countermeasure"], countermeasures.names(), first="none")
-        index = _order(group["method"], methods.names(), first="clean")
-        grouped = group.groupby(["method", "countermeasure"])["acc"]
-        mean = grouped.mean().unstack().reindex(index=index, columns=cols)
-        std = grouped.std(ddof=0).unstack().reindex(index=index, columns=cols)
-        seeds = grouped.count().unstack().reindex(index=index, columns=cols)
-        mean["worst"] = mean[cols].max(axis=1)
-        mean["mean"] = mean[cols].mean(axis=1)
-        for frame in (mean, std, seeds):
-            frame.index.name = "method"
-            frame.columns.name = None
-        boards.append(Leaderboard(dataset, preset, model, mean, std, seeds))
+    for (_, preset, preset_id, _), entries in groups.items():
+        board = _board(entries, f"{preset}@{preset_id[:6]}" if ids_per_name[preset] > 1 else preset)
+        for note in board.provenance:
+            warnings.warn(f"leaderboard {board.title}: {note}", stacklevel=2)
+        boards.append(board)
     return boards
 
 
+def _cells(board: Leaderboard, frame: pd.DataFrame, missing: str) -> pd.DataFrame:
+    """`frame` as text: `failed`, or `missing` for a cell without a row, and `*` on an incomplete row's summaries."""
+    status = board.status.reindex(columns=frame.columns, fill_value=OK)
+    incomplete = board.incomplete
+    text = [[FAILED if status.iat[i, j] == FAILED else missing if status.iat[i, j] == MISSING or pd.isna(v)
+             else f"{v:.1f}" + ("*" if incomplete.iat[i] and frame.columns[j] in SUMMARY_COLUMNS else "")
+             for j, v in enumerate(values)] for i, values in enumerate(frame.round(1).to_numpy(dtype=float))]
+    return pd.DataFrame(text, index=frame.index, columns=frame.columns)
+
+
+def _table(board: Leaderboard, frame: pd.DataFrame) -> str:
+    """`frame` as a Markdown table, numbers right-aligned."""
+    text = _cells(board, frame, missing="–")
+    return text.to_markdown(disable_numparse=True, colalign=("left",) + ("right",) * text.shape[1])
+
+
 def _markdown(board: Leaderboard) -> str:
-    fmt = lambda frame: frame.round(1).to_markdown(floatfmt=".1f", missingval="–")  # noqa: E731
+    """The board's page: title, provenance notes, the table with its footnote, and the spread over seeds."""
+    notes = "".join(f"> - {note}\n" for note in board.provenance)
+    footnote = (
+        "\n\\* Incomplete row: a cell `failed` or is missing (`–`), so `worst` is only a lower bound on the "
+        "method's true worst case and `mean` averages the cells present.\n" if board.incomplete.any() else ""
+    )
     return (
         f"# Leaderboard: {board.title}\n\n"
         "Final clean test accuracy (%) of a victim trained on the protected set with each countermeasure; "
         "lower is stronger protection. `worst` is the max over countermeasures (a method's rank), "
         "`mean` the average. Rows come from results.jsonl; regenerate with `python -m benchmark leaderboard`.\n\n"
-        f"{fmt(board.mean)}\n"
+        + (f"> **Mixed provenance**: these rows may not be comparable.\n>\n{notes}\n" if notes else "")
+        + f"{_table(board, board.mean)}\n{footnote}"
         # one seed has no spread to show; a table of zeros would read as perfect agreement
-        + (f"\n## Standard deviation over seeds\n\n{fmt(board.std)}\n" if board.seeds.max().max() > 1 else "")
+        + (f"\n## Standard deviation over seeds\n\n{_table(board, board.std)}\n" if board.seeds.max().max() > 1 else "")
     )
 
 
 def _heatmap(board: Leaderboard, path: Path) -> None:
+    """The table as a PNG heatmap; cells without an ok row are grey and say why."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     data = board.mean
+    values = data.to_numpy(dtype=float)
+    text = _cells(board, data, missing=MISSING)
     fig, ax = plt.subplots(figsize=(1.0 + 0.75 * data.shape[1], 1.2 + 0.45 * data.shape[0]))
-    im = ax.imshow(data.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
+    im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=0, vmax=100, aspect="auto")
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            value = values[i, j]
+            dark = not math.isnan(value) and value < 60
+            ax.text(j, i, text.iat[i, j], ha="center", va="center", color="white" if dark else "black", fontsize=8)
     ax.set_xticks(range(data.shape[1]), data.columns, rotation=45, ha="right")
     ax.set_yticks(range(data.shape[0]), data.index)
-    for (i, j), value in pd.DataFrame(data.to_numpy(dtype=float)).stack().items():
-        ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="white" if value < 60 else "black", fontsize=8)
+    if board.incomplete.any():
+        ax.set_xlabel("* incomplete row (grey cells): worst is only a lower bound", fontsize=8)
     ax.set_title(board.title, fontsize=9)
     fig.colorbar(im, ax=ax, label="clean test accuracy (%)")
     fig.tight_layout()
@@ -106,32 +292,52 @@ def _heatmap(board: Leaderboard, path: Path) -> None:
     plt.close(fig)
 
 
+def _safe(piece: str) -> str:
+    """A file-name fragment: only [A-Za-z0-9._-], no run of dots, no leading or trailing dot."""
+    text = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]", "_", piece)).strip(".")
+    return text or "_"
+
+
+def _stems(boards: list[Leaderboard], name: str) -> list[str]:
+    """NAME for one board, else NAME-dataset-preset-model, made unique with a key digest where sanitising collides."""
+    if len(boards) == 1:
+        return [name]
+    stems = [f"{name}-{_safe(b.dataset)}-{_safe(b.preset_label)}-{_safe(b.model)}" for b in boards]
+    taken = Counter(stems)
+    return [s if taken[s] == 1 else f"{s}-{_digest(b.dataset, b.preset_id, b.model)[:6]}" for s, b in zip(stems, boards)]
+
+
+def _inside(out: Path, filename: str) -> Path:
+    """OUT/filename, refused unless it resolves inside OUT."""
+    path = out / filename
+    if not path.resolve().is_relative_to(out.resolve()):
+        raise ValueError(f"refusing to write {path}: it resolves outside {out}")
+    return path
+
+
 def write_leaderboard(
     run_dirs: list[str | os.PathLike], out_dir: str | os.PathLike, name: str = "leaderboard", with_rows: bool = False
 ) -> list[Path]:
-    """Render OUT/NAME.{csv,md,png} (+ NAME_std.csv) from the runs' rows, and with `with_rows` the rows
-    rendered, one NAME.seedS.jsonl per seed; with several (dataset, preset, model) groups each file name
+    """Render OUT/NAME.{csv,md,png} (+ NAME_std.csv, NAME_status.csv) from the runs' rows, and with
+    `with_rows` the rows rendered, one NAME.seedS.jsonl per seed; with several boards each file name
     gets a `-dataset-preset-model` suffix."""
-    rows = latest_ok_rows(read_rows(run_dirs))
-    boards = build_leaderboards(rows)
-    if not boards:
+    boards = build_leaderboards(read_rows(run_dirs))
+    if not any((b.status == OK).any().any() for b in boards):
         raise ValueError(f"no finished (status ok) rows in {', '.join(map(str, run_dirs))}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for board in boards:
-        stem = name if len(boards) == 1 else f"{name}-{board.dataset}-{board.preset}-{board.model}"
-        paths = {ext: out / f"{stem}.{ext}" for ext in ("csv", "md", "png")}
-        board.mean.round(2).to_csv(paths["csv"])
-        board.std.round(2).to_csv(out / f"{stem}_std.csv")
-        paths["md"].write_text(_markdown(board))
-        _heatmap(board, paths["png"])
-        written += [paths["csv"], out / f"{stem}_std.csv", paths["md"], paths["png"]]
+    for board, stem in zip(boards, _stems(boards, name)):
+        paths = {part: _inside(out, f"{stem}{part}") for part in (".csv", "_std.csv", "_status.csv", ".md", ".png")}
+        board.mean.round(2).to_csv(paths[".csv"])
+        board.std.round(2).to_csv(paths["_std.csv"])
+        board.status.assign(incomplete=board.incomplete).to_csv(paths["_status.csv"])
+        paths[".md"].write_text(_markdown(board))
+        _heatmap(board, paths[".png"])
+        written += paths.values()
         if with_rows:
-            mine = [r for r in rows if (r["dataset"], r["preset"], r["model"]) == (board.dataset, board.preset, board.model)]
-            for seed in sorted({r["seed"] for r in mine}):
-                path = out / f"{stem}.seed{seed}.jsonl"
-                ordered = sorted((r for r in mine if r["seed"] == seed), key=lambda r: (r["method"], r["countermeasure"]))
-                path.write_text("".join(json.dumps(r) + "\n" for r in ordered))
+            for seed in sorted({r["seed"] for r in board.rows}):
+                path = _inside(out, f"{stem}.seed{seed}.jsonl")
+                path.write_text("".join(json.dumps(r) + "\n" for r in board.rows if r["seed"] == seed))
                 written.append(path)
     return written

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from contextlib import contextmanager
+import math
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
 
+from . import seeding
+from .cache import ArtifactCache
+from .identity import plugin_code
 from .presets import Preset
 
 
@@ -52,9 +56,22 @@ class Context:
     heldout_fn: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None
     notes: dict[str, Any] = field(default_factory=dict)  # what a plugin reports (settings used, stats); stored in rows
 
-    def generator(self, stream: int = 0, device: str | torch.device = "cpu") -> torch.Generator:
-        """A fresh generator seeded by the cell seed and a plugin-chosen stream number."""
-        return torch.Generator(device=device).manual_seed(self.seed * 1_000_003 + stream)
+    def generator(self, stream: str | int = "default", device: str | torch.device = "cpu") -> torch.Generator:
+        """A fresh generator for the named stream of the cell seed (each consumer of randomness uses its own)."""
+        return seeding.generator(self.seed, stream, device)
+
+    def fork_rng(self, stream: str | int) -> AbstractContextManager[None]:
+        """A block in which torch's global RNG follows the named stream; the global state is restored after."""
+        return seeding.global_rng(seeding.stream_seed(self.seed, stream), self.device)
+
+    def artifact(
+        self, owner: Plugin, kind: str, spec: dict[str, Any],
+        create: Callable[[], tuple[dict[str, torch.Tensor], dict[str, Any]]],
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any], bool]:
+        """A plugin's cached artifact (a trained network, say): `spec` says what made it; the engine adds the
+        plugin's name, version and distribution, checks the file's SHA-256, and calls `create()` on a miss.
+        Returns the tensors, the metadata and whether they came from the cache."""
+        return ArtifactCache(self.cache_dir).get_or_create(kind, {"spec": spec, "owner": plugin_code(owner)}, create)
 
     def surrogate(self, arch: str | None = None) -> torch.nn.Module:
         """A model of `arch` (default: the preset's victim) trained on the clean training set with the
@@ -71,26 +88,12 @@ class Context:
         return self.heldout_fn()
 
 
-@contextmanager
-def global_rng_from(gen: torch.Generator) -> Iterator[None]:
-    """Seed torch's global RNG from `gen` for the duration of the block, then restore it.
-
-    For library code that draws from the global RNG (kornia, torchvision.transforms.v2, torchattacks):
-    its draws then follow `gen`, so a run is reproducible under a seed, and the caller's global stream
-    is left as it was."""
-    seed = int(torch.randint(0, 2**62, (), generator=gen, device=gen.device))
-    devices = []
-    if gen.device.type == "cuda":
-        devices = [gen.device.index if gen.device.index is not None else torch.cuda.current_device()]
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
 class Plugin:
     """Shared metadata: name (set by the registry), one-line summary, parameters."""
 
     name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"  # bump when the algorithm changes: every cached artifact and cell of it is then new
+    distribution: ClassVar[dict[str, str] | None] = None  # set by the registry for an entry-point plugin
 
     @classmethod
     def summary(cls) -> str:
@@ -104,26 +107,42 @@ class Plugin:
         """The constructor parameters of this instance (plugins are dataclasses)."""
         return {f.name: getattr(self, f.name) for f in self.param_fields()}
 
+    def settings(self, preset: Preset) -> dict[str, Any]:
+        """The settings actually used at `preset` where they differ from `params()`: sentinels resolved
+        (e.g. `steps=0` → the preset's steps) and derived values. They enter every key and row."""
+        return {}
+
 
 class Method(Plugin):
-    """An unlearnable-example method: subclasses set `budget` and implement `generate`."""
+    """An unlearnable-example method: subclasses declare `budget` and implement `generate`."""
 
-    budget: ClassVar[Budget] = Budget("none")
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fixed = cls.__dict__.get("budget")
+        if isinstance(fixed, Budget):  # `budget = Budget(...)`: a threat model that no parameter changes
+            cls.budget = lambda self, image_shape=(3, 32, 32): fixed  # type: ignore[method-assign]
 
-    def budget_for(self, image_shape: tuple[int, ...]) -> Budget:
-        """The threat model for images of shape C×H×W (override when it scales with size)."""
-        return self.budget
+    def budget(self, image_shape: tuple[int, ...] = (3, 32, 32)) -> Budget:
+        """This instance's threat model for images of shape C×H×W (override when a parameter or the size sets it)."""
+        return Budget("none")
 
     def generate(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
         """Protected copy of `images` (uint8 N×3×H×W, same shape)."""
         raise NotImplementedError
 
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
-        out = self.generate(images, labels, ctx)
+    def check(self, images: torch.Tensor, out: Any) -> torch.Tensor:
+        """`out` as a protected set of `images`: uint8 of the same shape, within this instance's budget."""
+        from .metrics import check_budget
+
         if not isinstance(out, torch.Tensor) or out.dtype != torch.uint8 or out.shape != images.shape:
             got = f"{out.dtype} {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
             raise TypeError(f"method {self.name!r} must return uint8 {tuple(images.shape)}, got {got}")
-        return out.cpu().contiguous()
+        out = out.cpu().contiguous()
+        check_budget(self.name, self.budget(tuple(images.shape[1:])), images, out)
+        return out
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
+        return self.check(images, self.generate(images, labels, ctx))
 
 
 class Countermeasure(Plugin):
@@ -132,13 +151,13 @@ class Countermeasure(Plugin):
     family: ClassVar[str] = "none"
     cache_preprocess: ClassVar[bool] = False  # True for costly pre-processing worth keeping on disk
 
+    def prepare(self, ctx: Context) -> None:
+        """Once per run, before any cell: build what every cell of this countermeasure shares (a fitted
+        model, through `ctx.artifact`), so that parallel cells only read it."""
+
     def setup(self, ctx: Context) -> None:
         """Once per cell, before any stage runs (called by `run_cell`): keep what a stage needs from `ctx`,
         e.g. the preset's epochs, the number of classes, or a generator on the training device."""
-
-    def effective_params(self) -> dict[str, Any]:
-        """The settings actually used after `setup` (stored in the result row): `params()` plus derived ones."""
-        return self.params()
 
     def preprocess(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
         """Once per training set: uint8 N×3×H×W in, uint8 of the same shape out."""
@@ -198,4 +217,8 @@ def build(cls: type[Plugin], overrides: dict[str, str]) -> Plugin:
             kwargs[key] = parse_value(text, default)
         except ValueError as exc:
             raise ValueError(f"bad value for {cls.name}.{key}: {exc}") from None
-    return cls(**kwargs)
+    plugin = cls(**kwargs)
+    for key, value in plugin.params().items():  # a NaN or infinity would pass most range checks
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{cls.name}.{key} must be a finite number, got {value}")
+    return plugin

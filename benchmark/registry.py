@@ -47,10 +47,14 @@ class Registry(Generic[T]):
         self._loaded = True
         importlib.import_module(self._builtin_package)
         for ep in entry_points(group=self.group):
+            before = set(self._entries)
             obj = ep.load()
             # An entry point may name a module (its decorators ran on import) or the plugin itself.
             if not isinstance(obj, types.ModuleType) and ep.name not in self._entries:
                 self.register(ep.name)(obj)
+            if ep.dist is not None:  # its distribution's name and version join the plugin's identity
+                for name in set(self._entries) - before:
+                    self._entries[name].distribution = {"name": ep.dist.name, "version": ep.dist.version}
 
     def names(self, pattern: str = "*") -> list[str]:
         """Registered names in registration order, filtered by a shell-style wildcard."""

@@ -1,38 +1,36 @@
-"""The grid: generate protected sets once, run every (method, countermeasure, seed) cell, store rows."""
+"""The grid: check the environment, build shared artifacts once, run every (method, countermeasure, seed) cell,
+store one row per cell."""
 from __future__ import annotations
 
-import dataclasses
-import functools
-import hashlib
 import os
-import platform
-import subprocess
+import tempfile
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__
 from .cache import ArtifactCache, spec_key
-from .data import ImageSet, balanced_indices, balanced_subset, load_dataset, user_cache_dir
-from .metrics import check_budget, perturbation_metrics
+from .data import ImageSet, heldout_split, load_dataset, load_splits, split_digests, user_cache_dir
+from .identity import (
+    device_name, digest, git_state, library_versions, plugin_code, plugin_identity, plugin_label, preset_identity,
+)
+from .metrics import BudgetError, perturbation_metrics
 from .plugins import Context, Countermeasure, Method, build
+from .pool import run_parallel
 from .presets import Preset, get_preset
-from .registry import countermeasures, methods
-from .store import SCHEMA_VERSION, append_row, finished_ids
-from .models import create_model
-from .training import train_victim
+from .registry import countermeasures, methods, models
+from .row import Row
+from .store import RunLock, append_row, finished_ids
+from .surrogates import surrogate_model
+from .training import TRAINER_VERSION, train_victim
 
 ENV_CACHE_DIR = "UEBENCH_CACHE_DIR"
-SURROGATE_SEED = 0  # fixed, so a whole grid (any seeds) trains one surrogate per (dataset, preset, arch)
-_surrogates: dict[tuple[str, str], torch.nn.Module] = {}
 
 
 def _quiet(it: Any = None, **kw: Any) -> Any:
@@ -49,6 +47,7 @@ class GridConfig:
     data_root: str | None = None
     cache_dir: str | None = None
     device: str = "auto"
+    download: bool = False
     method_args: dict[str, dict[str, str]] = field(default_factory=dict)
     defense_args: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -69,7 +68,16 @@ class GridConfig:
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"unknown device {self.device!r}; valid devices: auto, cpu, cuda, cuda:N")
-        return torch.device(self.device)
+        device = torch.device(self.device)
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ValueError(
+                    f"--device {self.device}: torch {torch.__version__} sees no GPU (torch.cuda.is_available() is "
+                    "False); use --device cpu or auto"
+                )
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                raise ValueError(f"--device {self.device}: only {torch.cuda.device_count()} GPU(s) visible")
+        return device
 
     @property
     def cache(self) -> ArtifactCache:
@@ -89,72 +97,22 @@ class Cell:
     countermeasure: str
     seed: int
 
-    def cell_id(self, config: GridConfig) -> str:
-        params = spec_key({"m": config.method(self.method).params(), "c": config.countermeasure(self.countermeasure).params()})
+    def identity(self, config: GridConfig) -> dict[str, Any]:
+        """Everything that decides this cell's number."""
         p = config.preset_obj
-        return f"{config.dataset}/{p.name}/{p.model}/{self.method}/{self.countermeasure}/seed{self.seed}/{params[:8]}"
+        return {
+            "dataset": config.dataset, "data": split_digests(config.dataset, config.data_root, config.preset),
+            "preset": preset_identity(p), "model": plugin_code(models.get(p.model)),
+            "method": plugin_identity(config.method(self.method), p),
+            "countermeasure": plugin_identity(config.countermeasure(self.countermeasure), p),
+            "seed": self.seed, "trainer": TRAINER_VERSION,
+        }
 
-
-@functools.lru_cache(maxsize=4)
-def load_splits(dataset: str, data_root: str | None, preset: str) -> tuple[ImageSet, ImageSet]:
-    """The preset's class-balanced train and test subsets (memoised per process)."""
-    p = get_preset(preset)
-    train = balanced_subset(load_dataset(dataset, True, data_root), p.train_per_class, p.subset_seed)
-    test = balanced_subset(load_dataset(dataset, False, data_root), p.test_per_class, p.subset_seed)
-    return train, test
-
-
-@functools.lru_cache(maxsize=4)
-def data_fingerprint(dataset: str, data_root: str | None, preset: str) -> str:
-    """SHA-256 of the preset's training images and labels, so a cache never mixes up data roots."""
-    train, _ = load_splits(dataset, data_root, preset)
-    h = hashlib.sha256(train.images.numpy().tobytes())
-    h.update(train.labels.numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-@functools.lru_cache(maxsize=2)
-def heldout_split(dataset: str, data_root: str | None, preset: str) -> ImageSet:
-    """The dataset's training images outside the preset's training subset (empty for full-set presets)."""
-    p = get_preset(preset)
-    full = load_dataset(dataset, True, data_root)
-    keep = torch.zeros(len(full), dtype=torch.bool)
-    if p.train_per_class is None:
-        keep[:] = True
-    else:
-        keep[balanced_indices(full.labels, full.num_classes, p.train_per_class, p.subset_seed)] = True
-    return ImageSet(full.images[~keep].contiguous(), full.labels[~keep].contiguous(), full.classes)
-
-
-def surrogate_model(config: GridConfig, arch: str, progress: Callable[..., Any] = _quiet) -> torch.nn.Module:
-    """`arch` trained on the clean training subset with the preset's recipe: from memory, else from
-    the cache (SHA-256 checked, weights_only), else trained and cached. Frozen, eval mode."""
-    train, test = load_splits(config.dataset, config.data_root, config.preset)
-    p = config.preset_obj
-    spec = {
-        "dataset": config.dataset, "data": data_fingerprint(config.dataset, config.data_root, config.preset),
-        "preset": p.as_dict(), "arch": arch, "seed": SURROGATE_SEED, "version": __version__,
-    }
-    memo = (str(config.cache.root), spec_key(spec))
-    if memo in _surrogates:
-        return _surrogates[memo]
-    device = config.torch_device
-
-    def create() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        recipe = dataclasses.replace(p, model=arch)
-        result = train_victim(
-            train.images, train.labels, test.images, test.labels, train.num_classes,
-            recipe, config.countermeasure("none"), SURROGATE_SEED, device, progress,
-        )
-        state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
-        return state, {"test_acc": result.final_acc, "train_acc": result.train_acc, "train_s": result.seconds}
-
-    state, _, _ = config.cache.get_or_create("surrogate", spec, create)
-    model = create_model(arch, train.num_classes)
-    model.load_state_dict(state)
-    model = model.to(device).eval().requires_grad_(False)
-    _surrogates[memo] = model
-    return model
+    def cell_id(self, config: GridConfig, identity: dict[str, Any] | None = None) -> str:
+        """A readable path of names, then the full SHA-256 of the identity."""
+        p = config.preset_obj
+        readable = f"{config.dataset}/{p.name}/{p.model}/{self.method}/{self.countermeasure}/seed{self.seed}"
+        return f"{readable}/{digest(identity or self.identity(config))}"
 
 
 def make_context(config: GridConfig, seed: int, num_classes: int, progress: Callable[..., Any]) -> Context:
@@ -169,38 +127,78 @@ def _as_pair(data: ImageSet) -> tuple[torch.Tensor, torch.Tensor]:
     return data.images, data.labels
 
 
+def protected_spec(config: GridConfig, method_name: str, seed: int) -> dict[str, Any]:
+    """Everything that decides a protected set."""
+    return {
+        "dataset": config.dataset, "train": split_digests(config.dataset, config.data_root, config.preset)["train"],
+        "preset": preset_identity(config.preset_obj), "method": plugin_identity(config.method(method_name), config.preset_obj),
+        "seed": seed,
+    }
+
+
 def protected_set(
     config: GridConfig, method_name: str, seed: int, progress: Callable[..., Any] = _quiet
 ) -> tuple[torch.Tensor, dict[str, Any]]:
-    """The method's protected training set (from cache when valid) and its generation record."""
+    """The method's protected training set (from the cache when valid) and its generation record; a cached set
+    that breaks the method's budget is regenerated."""
     train, _ = load_splits(config.dataset, config.data_root, config.preset)
     method = config.method(method_name)
+    spec = protected_spec(config, method_name, seed)
+    hit = config.cache.load("protected", spec)
+    if hit is not None:
+        try:
+            images, meta = method.check(train.images, hit[0]["images"]), hit[1]
+            return images, {**meta, "cached": True, "budget": str(method.budget(tuple(train.images.shape[1:]))),
+                            "key": spec_key(spec)}
+        except (BudgetError, TypeError, KeyError) as exc:
+            warnings.warn(f"cached protected set of {method_name!r} (seed {seed}) is unusable ({exc}); regenerating")
+    ctx = make_context(config, seed, train.num_classes, progress)
+    start = time.perf_counter()
+    images = method(train.images, train.labels, ctx)  # checks shape, dtype and budget
+    meta = {"generate_s": time.perf_counter() - start, "perturbation": perturbation_metrics(train.images, images),
+            "notes": ctx.notes}
+    config.cache.save("protected", spec, {"images": images}, meta)
+    return images, {**meta, "cached": False, "budget": str(method.budget(tuple(train.images.shape[1:]))),
+                    "key": spec_key(spec)}
+
+
+def _cell_fields(cell: Cell, config: GridConfig) -> dict[str, Any]:
+    """A row's identity and provenance fields."""
     p = config.preset_obj
-    spec = {
-        "dataset": config.dataset, "data": data_fingerprint(config.dataset, config.data_root, config.preset),
-        "preset": p.name, "method": method_name, "params": method.params(), "seed": seed, "version": __version__,
+    method, cm = config.method(cell.method), config.countermeasure(cell.countermeasure)
+    identity = cell.identity(config)
+    commit, dirty = git_state()
+    device = config.torch_device
+    return {
+        "cell_id": cell.cell_id(config, identity),
+        "config_id": digest({k: v for k, v in identity.items() if k != "seed"}),
+        "dataset": config.dataset, "preset": p.name, "preset_id": digest(identity["preset"]), "model": p.model,
+        "seed": cell.seed, "identity": identity,
+        "method": cell.method, "method_id": digest(identity["method"]), "method_label": plugin_label(method),
+        "method_params": method.params(),
+        "countermeasure": cell.countermeasure, "countermeasure_id": digest(identity["countermeasure"]),
+        "countermeasure_label": plugin_label(cm), "countermeasure_params": cm.params(),
+        "device": str(device), "device_name": device_name(device), "threads": torch.get_num_threads(),
+        "git_commit": commit, "git_dirty": dirty, "versions": {**library_versions(), "plugins": installed_plugins()},
     }
-    budget = method.budget_for(tuple(train.images.shape[1:]))
-
-    def create() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        ctx = make_context(config, seed, train.num_classes, progress)
-        start = time.perf_counter()
-        out = method(train.images, train.labels, ctx)
-        seconds = time.perf_counter() - start
-        check_budget(method_name, budget, train.images, out)
-        return {"images": out}, {
-            "generate_s": seconds, "perturbation": perturbation_metrics(train.images, out), "notes": ctx.notes,
-        }
-
-    tensors, meta, cached = config.cache.get_or_create("protected", spec, create)
-    images = tensors["images"]
-    # The engine re-checks the budget on what it loaded, so a cache file can never smuggle in a violation.
-    check_budget(method_name, budget, train.images, images)
-    return images, {**meta, "cached": cached, "budget": str(budget), "params": method.params(), "key": spec_key(spec)}
 
 
-def run_cell(cell: Cell, config: GridConfig, progress: Callable[..., Any] = _quiet) -> dict[str, Any]:
-    """Train and evaluate one cell; returns its result row (raises on failure)."""
+def installed_plugins() -> dict[str, dict[str, str]]:
+    """Every registered plugin's version (and distribution, for entry-point plugins), per kind."""
+
+    def describe(obj: Any) -> str:
+        code = plugin_code(obj)
+        dist = code["distribution"]
+        return code["version"] + (f" ({dist['name']} {dist['version']})" if dist else "")
+
+    return {reg.kind: {n: describe(reg.get(n)) for n in reg.names()} for reg in (methods, countermeasures, models)}
+
+
+def run_cell(
+    cell: Cell, config: GridConfig, progress: Callable[..., Any] = _quiet, fresh: frozenset = frozenset()
+) -> dict[str, Any]:
+    """Train and evaluate one cell; returns its result row (raises on failure). `fresh` holds the
+    (method, seed) sets this run generated, which are not 'cached' for its cells."""
     started = _now()
     t0 = time.perf_counter()
     train, test = load_splits(config.dataset, config.data_root, config.preset)
@@ -210,7 +208,7 @@ def run_cell(cell: Cell, config: GridConfig, progress: Callable[..., Any] = _qui
     cm.setup(ctx)
     t1 = time.perf_counter()
     if cm.cache_preprocess:
-        spec = {"protected": gen["key"], "countermeasure": cm.name, "params": cm.params(), "version": __version__}
+        spec = {"protected": gen["key"], "countermeasure": plugin_identity(cm, config.preset_obj), "seed": cell.seed}
         tensors, _, _ = config.cache.get_or_create(
             "preprocessed", spec, lambda: ({"images": cm.run_preprocess(images, train.labels, ctx)}, {})
         )
@@ -223,73 +221,47 @@ def run_cell(cell: Cell, config: GridConfig, progress: Callable[..., Any] = _qui
         config.preset_obj, cm, cell.seed, ctx.device, progress,
     )
     t3 = time.perf_counter()
-    return {
-        **_identity(cell, config),
-        "status": "ok",
-        "error": None,
-        "final_acc": result.final_acc,
-        "peak_acc": result.peak_acc,
-        "train_acc": result.train_acc,
-        "history": result.history,
-        "images_per_second": result.images_per_second,
-        "cuda_graph": result.cuda_graph,
-        "perturbation": gen["perturbation"],
-        "budget": gen["budget"],
-        "method_params": gen["params"],
-        "method_notes": gen.get("notes", {}),
-        "generation_cached": gen["cached"],
-        "countermeasure_params": cm.params(),
-        "countermeasure_effective_params": cm.effective_params(),
-        "countermeasure_family": cm.family,
-        "countermeasure_stages": cm.stages(),
-        "train_size": len(train),
-        "test_size": len(test),
-        "seconds": {
-            "generate": gen["generate_s"], "preprocess": t2 - t1, "train": t3 - t2, "total": t3 - t0,
-        },
-        "device": str(ctx.device),
-        "started": started,
-        "finished": _now(),
-    }
-
-
-def _identity(cell: Cell, config: GridConfig) -> dict[str, Any]:
-    p = config.preset_obj
-    return {
-        "schema": SCHEMA_VERSION,
-        "cell_id": cell.cell_id(config),
-        "dataset": config.dataset,
-        "method": cell.method,
-        "countermeasure": cell.countermeasure,
-        "model": p.model,
-        "preset": p.name,
-        "seed": cell.seed,
-        "preset_config": p.as_dict(),
-        "versions": _versions(),
-        "git_commit": _git_commit(),
-    }
+    return Row(
+        **_cell_fields(cell, config),
+        status="ok",
+        final_acc=result.final_acc,
+        peak_acc=result.peak_acc,
+        train_acc=result.train_acc,
+        history=[list(h) for h in result.history],
+        images_per_second=result.images_per_second,
+        cuda_graph=result.cuda_graph,
+        perturbation=gen["perturbation"],
+        budget=gen["budget"],
+        method_notes=gen.get("notes", {}),
+        generation_cached=gen["cached"] and (cell.method, cell.seed) not in fresh,
+        countermeasure_family=cm.family,
+        countermeasure_stages=cm.stages(),
+        train_size=len(train),
+        test_size=len(test),
+        seconds={"generate": gen["generate_s"], "preprocess": t2 - t1, "train": t3 - t2, "total": t3 - t0},
+        started=started,
+        finished=_now(),
+    ).as_dict()
 
 
 def failed_row(cell: Cell, config: GridConfig, exc: BaseException) -> dict[str, Any]:
-    """The row of a cell that raised: identity, status `failed` and the error."""
-    return {
-        **_identity(cell, config),
-        "status": "failed",
-        "error": f"{type(exc).__name__}: {exc}",
-        "traceback": "".join(traceback.format_exception(exc)),
-        "finished": _now(),
-    }
+    """The row of a cell that raised: its identity, parameters and provenance, status `failed` and the error."""
+    return Row(
+        **_cell_fields(cell, config),
+        status="failed",
+        error=f"{type(exc).__name__}: {exc}",
+        traceback="".join(traceback.format_exception(exc)),
+        finished=_now(),
+    ).as_dict()
 
 
-def _run_cell_safely(cell: Cell, config: GridConfig, progress: Callable[..., Any]) -> dict[str, Any]:
+def _run_task(task: tuple[Cell, GridConfig, frozenset]) -> dict[str, Any]:
+    """One cell in a worker process: its row, ok or failed."""
+    cell, config, fresh = task
     try:
-        return run_cell(cell, config, progress)
+        return run_cell(cell, config, _quiet, fresh)
     except Exception as exc:  # a failing cell becomes a row; the grid goes on
         return failed_row(cell, config, exc)
-
-
-def _worker_init(threads: int) -> None:
-    torch.set_num_threads(threads)
 
 
 @dataclass
@@ -304,6 +276,39 @@ def expand_cells(method_names: list[str], defense_names: list[str], seeds: list[
     return [Cell(m, d, s) for s in seeds for m in method_names for d in defense_names]
 
 
+def _check_writable(folder: Path, what: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{what} {folder} is not writable: {exc.strerror or exc}") from None
+
+
+def preflight(
+    method_names: list[str], defense_names: list[str], seeds: list[int], run_dir: Path, config: GridConfig, jobs: int
+) -> list[Cell]:
+    """Check everything a grid needs before any work, raising a clear error; returns its cells."""
+    if jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    for what, names, registry in (("methods", method_names, methods), ("countermeasures", defense_names, countermeasures)):
+        if not names:
+            raise ValueError(f"no {what} selected; valid {what}: {', '.join(registry.names())}")
+    if not seeds:
+        raise ValueError("no seeds selected: pass --seeds 0,1,2")
+    config.torch_device
+    _check_writable(run_dir, "output folder")
+    _check_writable(config.cache.root, "cache folder")
+    for train in (True, False):  # a missing or corrupt dataset fails here, naming the file
+        load_dataset(config.dataset, train, config.data_root, download=config.download)
+    cells = expand_cells(method_names, defense_names, seeds)
+    for name in defense_names:  # settings that a preset cannot give (e.g. no table entry) fail here
+        plugin_identity(config.countermeasure(name), config.preset_obj)
+    for name in method_names:
+        plugin_identity(config.method(name), config.preset_obj)
+    return cells
+
+
 def run_grid(
     method_names: list[str],
     defense_names: list[str],
@@ -313,86 +318,71 @@ def run_grid(
     jobs: int = 1,
     show_progress: bool = True,
 ) -> GridSummary:
-    """Run every pending cell, appending a row per finished cell to OUT/results.jsonl, then
-    render OUT/leaderboard.*; cells already `ok` in OUT are skipped (resume)."""
+    """Run every pending cell, appending a row per finished cell to OUT/results.jsonl, then render
+    OUT/leaderboard.*; cells already `ok` in OUT are skipped (resume). One run per folder at a time."""
     from .leaderboard import write_leaderboard
 
     run_dir = Path(out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cells = expand_cells(method_names, defense_names, seeds)
-    done = finished_ids(run_dir)
-    pending = [c for c in cells if c.cell_id(config) not in done]
+    cells = preflight(method_names, defense_names, seeds, run_dir, config, jobs)
     progress: Callable[..., Any] = tqdm if show_progress else _quiet
     failed = 0
-
-    # Generation first, once per (method, seed), so parallel cells only read the cache.
-    generation_errors: dict[tuple[str, int], BaseException] = {}
-    for method_name, seed in progress(sorted({(c.method, c.seed) for c in pending}), desc="generate", unit="set"):
-        try:
-            protected_set(config, method_name, seed, progress)
-        except Exception as exc:
-            generation_errors[(method_name, seed)] = exc
 
     def record(row: dict[str, Any]) -> None:
         nonlocal failed
         append_row(run_dir, row)
         failed += row["status"] != "ok"
 
-    runnable = []
-    for cell in pending:
-        if (cell.method, cell.seed) in generation_errors:
-            record(failed_row(cell, config, generation_errors[(cell.method, cell.seed)]))
-        else:
-            runnable.append(cell)
+    with RunLock(run_dir):
+        done = finished_ids(run_dir)
+        pending = [c for c in cells if c.cell_id(config) not in done]
 
-    bar = progress(total=len(runnable), desc="grid", unit="cell") if show_progress else None
-    try:
-        if jobs <= 1:
-            for cell in runnable:
-                record(_run_cell_safely(cell, config, progress))
-                if bar is not None:
-                    bar.update()
-        else:
-            threads = max(1, (os.cpu_count() or 1) // jobs)
-            with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_worker_init,
-                                     initargs=(threads,)) as pool:
-                futures = [pool.submit(_run_cell_safely, cell, config, _quiet) for cell in runnable]
-                try:
-                    for future in as_completed(futures):
-                        record(future.result())
-                        if bar is not None:
-                            bar.update()
-                except BaseException:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
-    finally:
-        if bar is not None:
-            bar.close()
-    if finished_ids(run_dir):
-        write_leaderboard([run_dir], run_dir)
+        # Shared artifacts first, in this process, so that parallel cells only read them: each protected set
+        # once per (method, seed), then what each countermeasure shares across cells (a fitted DDPM).
+        errors: dict[Any, BaseException] = {}
+        fresh = set()
+        for method_name, seed in progress(sorted({(c.method, c.seed) for c in pending}), desc="generate", unit="set"):
+            try:
+                _, gen = protected_set(config, method_name, seed, progress)
+                if not gen["cached"]:
+                    fresh.add((method_name, seed))
+            except Exception as exc:
+                errors[(method_name, seed)] = exc
+        num_classes = load_splits(config.dataset, config.data_root, config.preset)[0].num_classes
+        for name in sorted({c.countermeasure for c in pending}):
+            try:
+                config.countermeasure(name).prepare(make_context(config, 0, num_classes, progress))
+            except Exception as exc:
+                errors[name] = exc
+
+        runnable = []
+        for cell in pending:
+            exc = errors.get((cell.method, cell.seed)) or errors.get(cell.countermeasure)
+            if exc is not None:
+                record(failed_row(cell, config, exc))
+            else:
+                runnable.append(cell)
+
+        bar = progress(total=len(runnable), desc="grid", unit="cell") if show_progress else None
+        try:
+            if jobs <= 1:
+                for cell in runnable:
+                    record(_run_task((cell, config, frozenset(fresh))))
+                    if bar is not None:
+                        bar.update()
+            else:
+                threads = max(1, (os.cpu_count() or 1) // jobs)
+                tasks = [(cell, config, frozenset(fresh)) for cell in runnable]
+                for (cell, _, _), result in run_parallel(_run_task, tasks, jobs, threads):
+                    record(failed_row(cell, config, result) if isinstance(result, BaseException) else result)
+                    if bar is not None:
+                        bar.update()
+        finally:
+            if bar is not None:
+                bar.close()
+        if finished_ids(run_dir):
+            write_leaderboard([run_dir], run_dir)
     return GridSummary(run_dir, ran=len(pending), skipped=len(cells) - len(pending), failed=failed)
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-@functools.lru_cache(maxsize=1)
-def _versions() -> dict[str, str]:
-    import torchvision
-
-    return {
-        "uebench": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-        "python": platform.python_version(),
-    }
-
-
-@functools.lru_cache(maxsize=1)
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None

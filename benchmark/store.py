@@ -1,44 +1,105 @@
-"""Append-only JSONL results: one row per finished cell, written with a single atomic append."""
+"""Append-only JSONL results: one row per finished cell, appended all-or-nothing; a lock per run folder."""
 from __future__ import annotations
 
+import fcntl
 import json
+import math
 import os
+import sys
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-SCHEMA_VERSION = 1
 RESULTS_FILE = "results.jsonl"
+LOCK_FILE = ".lock"
+
+
+def _without_non_finite(value: Any, path: str, replaced: list[str]) -> Any:
+    """`value` with every NaN/inf float replaced by None; the dotted path of each goes into `replaced`."""
+    if isinstance(value, float) and not math.isfinite(value):
+        replaced.append(path)
+        return None
+    if isinstance(value, dict):
+        return {k: _without_non_finite(v, f"{path}.{k}" if path else str(k), replaced) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_non_finite(v, f"{path}.{i}" if path else str(i), replaced) for i, v in enumerate(value)]
+    return value
+
+
+def _serialize(row: dict[str, Any]) -> bytes:
+    """One JSON line for `row`; non-finite floats become null and are listed under `non_finite`."""
+    replaced: list[str] = []
+    clean = _without_non_finite(row, "", replaced)
+    if replaced:
+        clean["non_finite"] = replaced
+    return (json.dumps(clean, default=str, allow_nan=False) + "\n").encode()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte of `data`, looping over short writes."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:  # a regular file never does this, but looping on it would never end
+            raise OSError(f"os.write wrote {written} bytes")
+        view = view[written:]
 
 
 def append_row(run_dir: str | os.PathLike, row: dict[str, Any]) -> None:
-    """Append one row; a single write on an O_APPEND descriptor, then fsync."""
+    """Append one row as a whole line, or leave the file exactly as it was and raise."""
     path = Path(run_dir) / RESULTS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = (json.dumps(row, default=str, allow_nan=False) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    line = _serialize(row)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)
-        os.fsync(fd)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            # The last write was torn: end that line so this row starts a line of its own.
+            line = b"\n" + line
+        try:
+            _write_all(fd, line)
+            os.fsync(fd)
+        except BaseException:
+            os.ftruncate(fd, size)
+            raise
     finally:
         os.close(fd)
 
 
+def _parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
+    """The row on one line, or None and why it is not one."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "not valid UTF-8"
+    try:
+        row = json.loads(text)
+    except (ValueError, RecursionError):
+        return None, "not valid JSON (interrupted write?)"
+    if not isinstance(row, dict):
+        return None, "not a JSON object"
+    if not isinstance(row.get("cell_id"), str):
+        return None, "no string cell_id"
+    return row, ""
+
+
 def read_rows(run_dirs: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
-    """All rows of the given run folders (or results files); a torn last line is skipped with a warning."""
+    """All rows of the given run folders (or results files); a line that is no row is skipped with a warning."""
     rows = []
     for run_dir in run_dirs:
         path = Path(run_dir)
         path = path / RESULTS_FILE if path.is_dir() else path
         if not path.exists():
             raise FileNotFoundError(f"no results at {path}")
-        for number, line in enumerate(path.read_text().splitlines(), 1):
-            if not line.strip():
+        for number, raw in enumerate(path.read_bytes().split(b"\n"), 1):
+            if not raw.strip():
                 continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                warnings.warn(f"{path}:{number}: skipping an unreadable line (interrupted write?)")
+            row, why = _parse_line(raw)
+            if row is None:
+                warnings.warn(f"{path}:{number}: skipped: {why}")
+            else:
+                rows.append(row)
     return rows
 
 
@@ -48,3 +109,61 @@ def finished_ids(run_dir: str | os.PathLike) -> set[str]:
     if not path.exists():
         return set()
     return {r["cell_id"] for r in read_rows([run_dir]) if r.get("status") == "ok"}
+
+
+class RunFolderBusy(RuntimeError):
+    """Another process holds the run folder's lock."""
+
+
+def _describe_holder(fd: int) -> str:
+    """Who holds the lock, from what it wrote into the lock file; vague when that is empty or garbled."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+        return f"process {int(info['pid'])} (since {info['since']}: {info['command']})"
+    except (ValueError, TypeError, KeyError, OSError):
+        return "another process"
+
+
+class RunLock:
+    """Context manager holding an exclusive flock on RUN_DIR/.lock; the OS drops it if the holder dies."""
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        """Prepare the lock of `run_dir`; nothing is taken before the `with` block."""
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        """Take the lock and record this process in the lock file, or raise RunFolderBusy."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunFolderBusy(
+                    f"run folder {self.run_dir} is in use by {_describe_holder(fd)}; "
+                    "wait for it to finish or pass another --out"
+                ) from None
+            info = {
+                "pid": os.getpid(),
+                "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "command": " ".join(sys.argv),
+            }
+            os.ftruncate(fd, 0)
+            _write_all(fd, json.dumps(info).encode())
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Clear the holder record and release the lock."""
+        fd, self._fd = self._fd, None
+        try:
+            # Cleared before unlocking, so nobody refused just before the next holder writes its own
+            # record is told about this finished process.
+            os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)

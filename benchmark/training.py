@@ -14,8 +14,12 @@ from .evaluation import evaluate
 from .models import create_model
 from .plugins import Countermeasure
 from .presets import Preset
+from .seeding import generator, global_rng, stream_seed
 
 CROP_PADDING = 4
+# Bump when a change here (or in a built-in victim network) changes what training produces: it is part of
+# every cell's and surrogate's identity, so finished cells and cached surrogates of the old code are not reused.
+TRAINER_VERSION = "2"
 
 
 class TrainingDiverged(RuntimeError):
@@ -84,6 +88,13 @@ def release_cuda_graph(model: torch.nn.Module) -> None:
     model.__dict__.pop("forward", None)
 
 
+def mixed_precision(device: torch.device, countermeasure: Countermeasure, amp: bool = True) -> bool:
+    """Whether the victim's steps run under bf16 autocast: on CUDA with `amp`, for the standard step only. A
+    countermeasure's own step (PGD, a max over augmented copies) runs in fp32 everywhere, so that it is the same
+    countermeasure on a GPU as on the CPU."""
+    return device.type == "cuda" and amp and "training_step" not in countermeasure.stages()
+
+
 def train_victim(
     train_images: torch.Tensor,
     train_labels: torch.Tensor,
@@ -102,12 +113,12 @@ def train_victim(
     """Train the preset's victim on uint8 training images and report clean test accuracy
     (`amp`: bf16 autocast on CUDA; `channels_last`: NHWC memory layout; `cuda_graph`: on CUDA, replay the
     model's forward and backward as CUDA graphs when the countermeasure keeps the standard training step)."""
-    torch.manual_seed(seed)
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    model = create_model(preset.model, num_classes).to(device, memory_format=layout)
+    with global_rng(stream_seed(seed, "victim/init")):
+        model = create_model(preset.model, num_classes).to(device, memory_format=layout)
     images, labels = train_images.to(device), train_labels.to(device)
     n = len(images)
     bs = min(preset.batch_size, n)
@@ -117,10 +128,11 @@ def train_victim(
         weight_decay=preset.weight_decay, nesterov=preset.nesterov,
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(preset, steps))
-    gen = torch.Generator(device=device).manual_seed(seed)
+    gen = generator(seed, "victim/batches", device)
     graphed = cuda and cuda_graph and "training_step" not in countermeasure.stages()
-    # Graph capture refuses autocast's weight cache; only multi-forward steps (PGD) gain from it anyway.
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not graphed) if cuda and amp else nullcontext()
+    # Graph capture refuses autocast's weight cache.
+    mixed = mixed_precision(device, countermeasure, amp)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not graphed) if mixed else nullcontext()
     if graphed:  # every step's batch has this shape (augmentations keep it); no draw from `gen`
         capture_cuda_graph(model, images[:bs].float().div(255).contiguous(memory_format=layout), autocast)
     history: list[tuple[int, float]] = []

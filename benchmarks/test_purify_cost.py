@@ -13,7 +13,7 @@ import torch
 from benchmark.plugins import Context, Countermeasure
 from benchmark.presets import PRESETS
 from benchmark.registry import countermeasures
-from benchmark.runner import heldout_split, load_splits
+from benchmark.data import heldout_split, load_splits
 from benchmark.training import train_victim
 
 FULL_TRAIN_SET = 50_000

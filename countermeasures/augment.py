@@ -12,8 +12,10 @@ import torch.nn.functional as F
 import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
 
-from benchmark.plugins import Context, Countermeasure, global_rng_from
+from benchmark.plugins import Context, Countermeasure
+from benchmark.presets import Preset
 from benchmark.registry import register_countermeasure
+from benchmark.seeding import global_rng_from
 
 
 def _check_range(name: str, value: float, low: float, high: float, what: str) -> None:
@@ -182,11 +184,11 @@ class UEraser(Countermeasure):
         self._repeat_epochs = 0
 
     def setup(self, ctx: Context) -> None:
-        self._gen = ctx.generator(stream=5, device=ctx.device)
-        self._repeat_epochs = round(self.repeat_fraction * ctx.preset.epochs)
+        self._gen = ctx.generator("ueraser/augment", device=ctx.device)
+        self._repeat_epochs = self.settings(ctx.preset)["repeat_epochs"]
 
-    def effective_params(self) -> dict[str, Any]:
-        return {**self.params(), "repeat_epochs": self._repeat_epochs}
+    def settings(self, preset: Preset) -> dict[str, Any]:
+        return {"repeat_epochs": round(self.repeat_fraction * preset.epochs)}
 
     def _plasma_maps(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         b, c, h, w = x.shape

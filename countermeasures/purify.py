@@ -1,38 +1,29 @@
 """Purification countermeasures: a generative model, fitted once, rewrites every training image."""
 from __future__ import annotations
 
-import contextlib
-import functools
-import hashlib
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from benchmark import __version__
-from benchmark.cache import ArtifactCache
+from benchmark.identity import CONTENT, tensor_digest
 from benchmark.plugins import Context, Countermeasure
+from benchmark.presets import Preset
 from benchmark.registry import register_countermeasure
+from benchmark.seeding import global_rng
 
 INFER_BATCH = 250
 
 
-def _for_preset(table: dict[str, Any], ctx: Context, what: str) -> Any:
-    """The entry of a per-preset settings table for the context's preset."""
-    if ctx.preset.name not in table:
-        raise ValueError(f"{what} has no settings for preset {ctx.preset.name!r}; presets with settings: {', '.join(table)}")
-    return table[ctx.preset.name]
-
-
-@contextlib.contextmanager
-def _seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed the global RNG (which module initialisation uses) without disturbing the caller's state."""
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        yield
+def _for_preset(table: dict[str, Any], preset: Preset, what: str) -> Any:
+    """The entry of a per-preset settings table for `preset`."""
+    if preset.name not in table:
+        raise ValueError(f"{what} has no settings for preset {preset.name!r}; presets with settings: {', '.join(table)}")
+    return table[preset.name]
 
 
 def _to_float(images: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -157,8 +148,13 @@ class DVAE(Countermeasure):
         if self.epochs < 0:
             raise ValueError(f"dvae epochs must be >= 0 (0: the preset's), got {self.epochs}")
 
+    def settings(self, preset: Preset) -> dict[str, Any]:
+        scale = _for_preset(DVAE_SCALES, preset, "dvae")
+        return {"epochs": self.epochs or scale.epochs, "network": dataclasses.asdict(scale), "lr": DVAE_LR,
+                "clip": DVAE_CLIP, "perturbation_energy": PERTURBATION_ENERGY}
+
     def preprocess(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
-        scale = _for_preset(DVAE_SCALES, ctx, "dvae")
+        scale = _for_preset(DVAE_SCALES, ctx.preset, "dvae")
         x = _to_float(images, ctx.device)
         y = labels.to(ctx.device)
         stage1 = self._fit(x, y, self.rate, scale, ctx, stream=1)
@@ -172,9 +168,9 @@ class DVAE(Countermeasure):
         self, x: torch.Tensor, y: torch.Tensor, rate: float, scale: DvaeScale, ctx: Context, stream: int
     ) -> DisentangleVAE:
         """One D-VAE trained on float images `x` in [0,1] with KL target `rate`."""
-        with _seeded(ctx.seed * 1_000_003 + stream, ctx.device):
+        with ctx.fork_rng(f"dvae/init/{stream}"):
             model = DisentangleVAE(ctx.num_classes, x.shape[-1], scale.width, scale.latent_channels).to(ctx.device)
-        gen = ctx.generator(stream, ctx.device)
+        gen = ctx.generator(f"dvae/stage/{stream}", ctx.device)
         n = len(x)
         bs = min(scale.batch_size, n)
         steps = n // bs
@@ -237,25 +233,6 @@ def _checkpoint_dir(path: str) -> Path:
     return root / "unet" if (root / "unet" / "config.json").is_file() else root
 
 
-@functools.lru_cache(maxsize=8)
-def _folder_digest(folder: str, signature: tuple) -> str:
-    """SHA-256 of the files under `folder`; `signature` (paths, sizes, mtimes) only keys the memo."""
-    h = hashlib.sha256()
-    for f in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(folder)).encode())
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()[:16]
-
-
-def checkpoint_digest(path: str) -> str:
-    """SHA-256 of every file under a checkpoint folder (memoised while sizes and mtimes stay the same)."""
-    root = Path(path).expanduser().resolve()
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    return _folder_digest(str(root), tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
-
-
 @register_countermeasure("diffusion")
 @dataclass
 class DiffusionPurification(Countermeasure):
@@ -270,7 +247,7 @@ class DiffusionPurification(Countermeasure):
     t_star: int = 100
     steps: int = 0
     eta: float = 1.0
-    checkpoint: str = ""
+    checkpoint: str = field(default="", metadata=CONTENT)  # its content, not its path, is part of every key
     family = "purification"
     cache_preprocess = True
 
@@ -288,21 +265,22 @@ class DiffusionPurification(Countermeasure):
                 "diffusion_pytorch_model.safetensors"
             )
 
-    def params(self) -> dict[str, Any]:
-        """The parameters, plus the checkpoint's content hash so new weights at the same path are a new setting."""
-        out = super().params()
-        if self.checkpoint:
-            out["checkpoint_sha256"] = checkpoint_digest(self.checkpoint)
-        return out
+    def settings(self, preset: Preset) -> dict[str, Any]:
+        ddpm = None if self.checkpoint or preset.name not in DDPM_SCALES else dataclasses.asdict(DDPM_SCALES[preset.name])
+        return {"steps": self.steps or _for_preset(SAMPLE_STEPS, preset, "diffusion") or self.t_star, "ddpm": ddpm}
+
+    def prepare(self, ctx: Context) -> None:
+        if not self.checkpoint:
+            self.train_or_load_ddpm(ctx)
 
     def preprocess(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
         unet, alphas_cumprod = self.load_ddpm(ctx) if self.checkpoint else self.train_or_load_ddpm(ctx)
         if self.t_star > len(alphas_cumprod):
             raise ValueError(f"diffusion t_star={self.t_star} exceeds the DDPM's {len(alphas_cumprod)} steps")
-        steps = self.steps or _for_preset(SAMPLE_STEPS, ctx, "diffusion") or self.t_star
+        steps = self.settings(ctx.preset)["steps"]
         unet = unet.to(ctx.device).eval().requires_grad_(False)
         alphas_cumprod = alphas_cumprod.to(ctx.device)
-        gen = ctx.generator(1, ctx.device)
+        gen = ctx.generator("diffusion/noise", ctx.device)
         out = torch.empty_like(images)
         for i in ctx.progress(range(0, len(images), INFER_BATCH), desc=f"diffusion t*={self.t_star}", unit="batch", leave=False):
             x = _to_float(images[i : i + INFER_BATCH], ctx.device) * 2 - 1
@@ -333,14 +311,10 @@ class DiffusionPurification(Countermeasure):
                 f"{ctx.preset.name!r} preset trains on the whole training split; give a pretrained diffusers "
                 "UNet2DModel folder with --defense-args diffusion.checkpoint=PATH"
             )
-        scale = _for_preset(DDPM_SCALES, ctx, "diffusion's DDPM")
-        spec = {
-            "heldout": hashlib.sha256(heldout.contiguous().numpy()).hexdigest()[:16],
-            "preset": ctx.preset.name, "scale": scale, "t_max": self.t_star, "seed": DDPM_SEED, "version": __version__,
-        }
-        state, _, _ = ArtifactCache(ctx.cache_dir).get_or_create(
-            "ddpm", spec, lambda: train_ddpm(heldout, scale, self.t_star, ctx)
-        )
+        scale = _for_preset(DDPM_SCALES, ctx.preset, "diffusion's DDPM")
+        spec = {"heldout": tensor_digest(heldout), "scale": dataclasses.asdict(scale), "t_max": self.t_star,
+                "seed": DDPM_SEED, "lr": DDPM_LR}
+        state, _, _ = ctx.artifact(self, "ddpm", spec, lambda: train_ddpm(heldout, scale, self.t_star, ctx))
         unet = _tiny_unet(scale, heldout.shape[-1])
         unet.load_state_dict(state)
         return unet, DDPMScheduler().alphas_cumprod.float()
@@ -362,7 +336,7 @@ def train_ddpm(heldout: torch.Tensor, scale: DdpmScale, t_max: int, ctx: Context
     visits, on random flipped batches of clean held-out images; returns its state dict and a record."""
     from diffusers import DDPMScheduler
 
-    with _seeded(DDPM_SEED, ctx.device):
+    with global_rng(DDPM_SEED, ctx.device):
         unet = _tiny_unet(scale, heldout.shape[-1]).to(ctx.device)
     alphas_cumprod = DDPMScheduler().alphas_cumprod.float().to(ctx.device)
     gen = torch.Generator(ctx.device).manual_seed(DDPM_SEED)

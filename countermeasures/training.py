@@ -8,8 +8,10 @@ import torch
 import torch.nn.functional as F
 import torchattacks
 
-from benchmark.plugins import Context, Countermeasure, global_rng_from
+from benchmark.plugins import Context, Countermeasure
+from benchmark.presets import Preset
 from benchmark.registry import register_countermeasure
+from benchmark.seeding import global_rng_from
 
 
 @register_countermeasure("adv_train")
@@ -40,12 +42,12 @@ class AdversarialTraining(Countermeasure):
         self._first_adv_epoch = 0
 
     def setup(self, ctx: Context) -> None:
-        self._gen = ctx.generator(stream=15, device=ctx.device)
+        self._gen = ctx.generator("adv_train/pgd-start", device=ctx.device)
         self._epochs = ctx.preset.epochs
-        self._first_adv_epoch = self._epochs - min(self.adv_epochs or self._epochs, self._epochs)
+        self._first_adv_epoch = self._epochs - self.settings(ctx.preset)["adv_epochs"]
 
-    def effective_params(self) -> dict[str, Any]:
-        return {**self.params(), "adv_epochs": self._epochs - self._first_adv_epoch, "epochs": self._epochs}
+    def settings(self, preset: Preset) -> dict[str, Any]:
+        return {"adv_epochs": min(self.adv_epochs or preset.epochs, preset.epochs), "epochs": preset.epochs}
 
     def perturb(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """PGD adversarial examples of a float batch in [0, 1] against `model` (left in its train/eval mode)."""
@@ -89,7 +91,7 @@ class OrthogonalProjection(Countermeasure):
         the flattened images in [0, 1]."""
         # One seeded shuffle, then the same contiguous batches every epoch, as the paper's code (a DataLoader
         # without shuffling); contiguous slices also spare a gather of every batch.
-        order = torch.randperm(len(images), generator=ctx.generator(stream=16))
+        order = torch.randperm(len(images), generator=ctx.generator("ortho_projection/order"))
         x = images[order].to(ctx.device).flatten(1).float().div_(255)
         y = labels[order].to(ctx.device)
         weight = torch.zeros(ctx.num_classes, x.shape[1], device=ctx.device, requires_grad=True)

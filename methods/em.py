@@ -41,7 +41,6 @@ class _MinMin(Method):
     arch: str = ""  # crafting model (empty: the preset's victim architecture)
     init: str = "zero"  # starting noise: "zero" (the official scripts) or "uniform" in [-eps, eps]
 
-    budget = Budget("linf", 8 / 255)
     classwise: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
@@ -55,7 +54,7 @@ class _MinMin(Method):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
 
-    def budget_for(self, image_shape: tuple[int, ...]) -> Budget:
+    def budget(self, image_shape: tuple[int, ...] = (3, 32, 32)) -> Budget:
         return Budget("linf", self.eps / 255)
 
     def settings(self, preset: Preset) -> dict[str, Any]:
@@ -71,12 +70,12 @@ class _MinMin(Method):
     def generate(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
         s = self.settings(ctx.preset)
         device = ctx.device
-        torch.manual_seed(ctx.seed)  # the crafting model's initialisation
-        model = create_model(s["arch"], ctx.num_classes).to(device)
+        with ctx.fork_rng("em/init"):
+            model = create_model(s["arch"], ctx.num_classes).to(device)
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
         x, y = images.to(device).float().div_(255), labels.to(device)
         eps = s["eps"] / 255
-        gen = ctx.generator(0, device)
+        gen = ctx.generator("em/noise", device)
         shape = (ctx.num_classes, *x.shape[1:]) if self.classwise else x.shape
         if s["init"] == "uniform":
             noise = (torch.rand(shape, generator=gen, device=device) * 2 - 1) * eps

@@ -42,9 +42,7 @@ class LinearSeparablePerturbation(Method):
     class_sep: float = 10.0
     patch_size: int = 0  # 0: 8 for images up to 64 px, 32 above (the paper's ImageNet setting)
 
-    budget = Budget("l2", l2_budget((3, 32, 32)))
-
-    def budget_for(self, image_shape: tuple[int, ...]) -> Budget:
+    def budget(self, image_shape: tuple[int, ...] = (3, 32, 32)) -> Budget:
         return Budget("l2", l2_budget(image_shape))
 
     def generate(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
@@ -52,7 +50,7 @@ class LinearSeparablePerturbation(Method):
         patch = self.patch_size or (8 if max(h, w) <= 64 else 32)
         gh, gw = math.ceil(h / patch), math.ceil(w / patch)
         counts = [int((labels == c).sum()) for c in range(ctx.num_classes)]
-        clusters = gaussian_clusters(counts, ch * gh * gw, self.class_sep, ctx.generator())
+        clusters = gaussian_clusters(counts, ch * gh * gw, self.class_sep, ctx.generator("lsp/clusters"))
         noise = torch.empty(n, ch, gh, gw, dtype=torch.float64)
         for c, feats in enumerate(clusters):
             noise[labels == c] = feats.view(-1, ch, gh, gw)

@@ -31,15 +31,13 @@ class TargetedAdversarialPoisoning(Method):
     shift: int = 1  # target label = (y + shift) mod C
     arch: str = ""  # surrogate architecture (empty: the preset's victim)
 
-    budget = Budget("linf", 8 / 255)
-
     def __post_init__(self) -> None:
         if not 0 < self.eps <= 255:
             raise ValueError(f"eps must be in (0, 255] (units of 1/255), got {self.eps}")
         if self.steps < 0 or self.restarts < 0:
             raise ValueError(f"steps and restarts must be ≥ 0, got {self.steps}, {self.restarts}")
 
-    def budget_for(self, image_shape: tuple[int, ...]) -> Budget:
+    def budget(self, image_shape: tuple[int, ...] = (3, 32, 32)) -> Budget:
         return Budget("linf", self.eps / 255)
 
     def settings(self, preset: Preset) -> dict[str, Any]:
@@ -57,20 +55,20 @@ class TargetedAdversarialPoisoning(Method):
         model = ctx.surrogate(s["arch"])
         c = ctx.num_classes
         pgd = toward(lambda y: (y + self.shift) % c, torchattacks.PGD(model, s["eps"] / 255, s["step_size"] / 255, s["steps"]))
-        torch.manual_seed(ctx.seed)  # torchattacks draws its random start from the global generator
         device = next(model.parameters()).device
         x = images.float().div_(255)
         target = (labels + self.shift) % c
         best = x.clone()
         best_loss = torch.full((len(x),), float("inf"))
-        for _ in ctx.progress(range(s["restarts"]), desc="tap restarts", leave=False):
-            for sl in batches(len(x), PGD_BATCH, ctx.progress, "tap"):
-                adv = pgd(x[sl].to(device), labels[sl].to(device))
-                with torch.no_grad():
-                    loss = F.cross_entropy(model(adv), target[sl].to(device), reduction="none").cpu()
-                better = loss < best_loss[sl]
-                best[sl][better] = adv.cpu()[better]
-                best_loss[sl] = torch.minimum(loss, best_loss[sl])
+        with ctx.fork_rng("tap/start"):  # torchattacks draws its random start from the global RNG
+            for _ in ctx.progress(range(s["restarts"]), desc="tap restarts", leave=False):
+                for sl in batches(len(x), PGD_BATCH, ctx.progress, "tap"):
+                    adv = pgd(x[sl].to(device), labels[sl].to(device))
+                    with torch.no_grad():
+                        loss = F.cross_entropy(model(adv), target[sl].to(device), reduction="none").cpu()
+                    better = loss < best_loss[sl]
+                    best[sl][better] = adv.cpu()[better]
+                    best_loss[sl] = torch.minimum(loss, best_loss[sl])
         protected = quantize(images, best - x)
         ctx.notes.update(
             settings=s,

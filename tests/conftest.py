@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ import torch
 from benchmark.data import ENV_DATA_ROOT, ImageSet, balanced_subset, load_dataset
 from benchmark.plugins import Context
 from benchmark.presets import PRESETS
-from benchmark.registry import Registry
+from benchmark.registry import Registry, countermeasures, methods, models
 from benchmark.runner import GridConfig
 
 
@@ -53,3 +55,34 @@ def temp_plugin():
     yield register
     for registry, name in added:
         registry._entries.pop(name, None)
+
+
+@pytest.fixture
+def installed_plugin(tmp_path, monkeypatch):
+    """Install a plugin module as a third-party distribution would: a module and a dist-info folder whose
+    entry_points.txt names it, on sys.path and PYTHONPATH, so this process, its spawned workers and its
+    subprocesses all discover it; the registries rescan their entry points."""
+    site = tmp_path / "site-packages"
+    installed: list[str] = []
+
+    def install(module: str, source: str, group: str) -> None:
+        site.mkdir(exist_ok=True)
+        (site / f"{module}.py").write_text(textwrap.dedent(source))
+        info = site / f"{module}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(f"[{group}]\n{module} = {module}\n")
+        monkeypatch.syspath_prepend(str(site))
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+        installed.append(module)
+        for registry in (methods, countermeasures, models):
+            registry._loaded = False
+            registry.names()
+
+    yield install
+    for registry in (methods, countermeasures, models):
+        for name, obj in list(registry._entries.items()):
+            if getattr(obj, "__module__", None) in installed:
+                del registry._entries[name]
+    for module in installed:
+        sys.modules.pop(module, None)

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from benchmark.data import DatasetNotFoundError, balanced_subset, load_dataset
+from benchmark.data import DatasetCorruptError, DatasetNotFoundError, balanced_subset, load_dataset
 
 
 def test_cifar10_is_the_real_dataset_as_uint8(data_root):
@@ -37,6 +38,22 @@ def test_missing_dataset_names_where_it_looked_and_how_to_fix(tmp_path):
     assert "--data-root" in message and "UEBENCH_DATA_ROOT" in message
 
 
+def test_a_truncated_batch_file_is_reported_as_corrupt_and_nothing_is_downloaded(tmp_path, data_root, monkeypatch):
+    source = Path(data_root) / "cifar-10-batches-py"
+    copy = tmp_path / "cifar-10-batches-py"
+    copy.mkdir()
+    for f in source.iterdir():
+        (copy / f.name).symlink_to(f)
+    (copy / "data_batch_3").unlink()
+    (copy / "data_batch_3").write_bytes((source / "data_batch_3").read_bytes()[:1000])
+    monkeypatch.setattr("torchvision.datasets.CIFAR10.download", lambda self: pytest.fail("downloaded"))
+    with pytest.raises(DatasetCorruptError, match=r"data_batch_3 is corrupt \(MD5 .*truncated or modified"):
+        load_dataset("cifar10", True, tmp_path)
+    (copy / "data_batch_3").unlink()
+    with pytest.raises(DatasetCorruptError, match="incomplete: data_batch_3 is missing"):
+        load_dataset("cifar10", True, tmp_path)
+
+
 def test_cifar100_code_path_on_generated_files(tmp_path, monkeypatch):
     from torchvision.datasets import CIFAR100
 
@@ -52,6 +69,7 @@ def test_cifar100_code_path_on_generated_files(tmp_path, monkeypatch):
     # Generated files have other MD5s than the published ones.
     monkeypatch.setattr(CIFAR100, "_check_integrity", lambda self: True)
     monkeypatch.setattr("torchvision.datasets.cifar.check_integrity", lambda *args: True)
+    monkeypatch.setattr("benchmark.data._check_cifar_files", lambda *args: None)
     train = load_dataset("cifar100", True, tmp_path, download=False)
     assert train.images.shape == (40, 3, 32, 32) and train.num_classes == 100
     assert train.labels.tolist() == [i % 100 for i in range(40)]

@@ -1,56 +1,206 @@
-"""Leaderboards rendered from result rows: seed statistics, summary columns, ordering, Markdown."""
+"""Leaderboards rendered from result rows: configurations, seed statistics, gaps, provenance, file names."""
 from __future__ import annotations
 
+import hashlib
 import json
+import warnings
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from benchmark.leaderboard import build_leaderboards, write_leaderboard
 
+PUBLISHED = Path(__file__).resolve().parents[1] / "results" / "leaderboards"
 
-def _row(method: str, countermeasure: str, seed: int, acc: float, status: str = "ok") -> dict:
-    return {"cell_id": f"{method}/{countermeasure}/{seed}", "status": status, "dataset": "cifar10", "preset": "smoke",
-            "model": "tinycnn", "method": method, "countermeasure": countermeasure, "seed": seed, "final_acc": acc}
+
+def _id(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _row(method: str, countermeasure: str, seed: int, acc: float | None, status: str = "ok",
+         method_label: str | None = None, **fields) -> dict:
+    """A schema-2 row; `method_label` names a non-default configuration of `method`, `fields` override."""
+    label = method_label or method
+    return {"schema": 2, "cell_id": f"{label}/{countermeasure}/{seed}", "config_id": _id(f"{label}/{countermeasure}"),
+            "status": status, "error": None if status == "ok" else "RuntimeError: boom", "dataset": "cifar10",
+            "preset": "smoke", "preset_id": _id("smoke"), "model": "tinycnn", "seed": seed,
+            "method": method, "method_id": _id(label), "method_label": label,
+            "countermeasure": countermeasure, "countermeasure_id": _id(countermeasure), "countermeasure_label": countermeasure,
+            "git_commit": "a" * 40, "git_dirty": False, "versions": {"python": "3.11.7", "torch": "2.4.0"},
+            "final_acc": acc} | fields
+
+
+def _write(run: Path, rows: list) -> Path:
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return run
 
 
 def test_seed_mean_std_worst_and_mean_in_registry_order():
     rows = [_row("ops", "grayscale", 0, 0.2), _row("ops", "grayscale", 1, 0.4), _row("ops", "none", 0, 0.1),
             _row("ops", "none", 1, 0.1), _row("clean", "none", 0, 0.6), _row("clean", "grayscale", 0, 0.5),
-            _row("ops", "jpeg10", 0, 0.9, status="failed")]
-    (board,) = build_leaderboards(rows)
+            _row("clean", "jpeg10", 0, 0.5), _row("ops", "jpeg10", 0, 0.2), _row("ops", "jpeg10", 1, 0.3),
+            _row("ops", "jpeg10", 1, 0.4)]  # a rerun of seed 1 replaces 0.3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one commit, one set of versions: nothing to warn about
+        (board,) = build_leaderboards(rows)
     assert list(board.mean.index) == ["clean", "ops"]
-    assert list(board.mean.columns) == ["none", "grayscale", "worst", "mean"]
+    assert list(board.mean.columns) == ["none", "grayscale", "jpeg10", "worst", "mean"]
     assert board.mean.loc["ops", "grayscale"] == pytest.approx(30.0)
     assert board.std.loc["ops", "grayscale"] == pytest.approx(10.0)
-    assert board.mean.loc["ops", "worst"] == pytest.approx(30.0) and board.mean.loc["ops", "mean"] == pytest.approx(20.0)
+    assert board.mean.loc["ops", "jpeg10"] == pytest.approx(30.0)
+    assert board.mean.loc["ops", "worst"] == pytest.approx(30.0) and board.mean.loc["ops", "mean"] == pytest.approx(70 / 3)
     assert board.seeds.loc["ops", "none"] == 2 and board.seeds.loc["clean", "none"] == 1
+    assert not board.incomplete.any() and board.provenance == []
+    assert board.title.endswith("· 1–2 seeds")
 
 
 def test_markdown_shows_the_spread_only_when_there_is_more_than_one_seed(tmp_path):
     for seeds, expected in (([0], False), ([0, 1], True)):
-        run = tmp_path / f"run{len(seeds)}"
-        run.mkdir()
-        rows = [_row("ops", "none", s, 0.1 + 0.1 * s) for s in seeds]
-        (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        run = _write(tmp_path / f"run{len(seeds)}", [_row("ops", "none", s, 0.1 + 0.1 * s) for s in seeds])
         write_leaderboard([run], run)
         md = (run / "leaderboard.md").read_text()
         assert ("Standard deviation over seeds" in md) is expected
-        assert f"{len(seeds)} seed" in md
+        assert f"· {len(seeds)} seed" in md and "Mixed provenance" not in md and "*" not in md
+
+
+def test_a_default_and_a_non_default_configuration_are_two_rows_of_one_seed(tmp_path):
+    rows = [_row("dh", "none", 0, 0.3), _row("dh", "none", 0, 0.5, method_label="dh[lfc_weight=0]"),
+            _row("clean", "none", 0, 0.6)]
+    (board,) = build_leaderboards(rows)
+    assert list(board.mean.index) == ["clean", "dh", "dh[lfc_weight=0]"]
+    assert board.mean.loc["dh", "none"] == pytest.approx(30.0)
+    assert board.mean.loc["dh[lfc_weight=0]", "none"] == pytest.approx(50.0)
+    assert (board.seeds["none"] == 1).all() and board.title.endswith("· 1 seed")
+    write_leaderboard([_write(tmp_path / "run", rows)], tmp_path / "out")
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "| dh[lfc_weight=0] " in md and "| dh " in md
+
+
+def test_two_configurations_sharing_a_label_get_a_short_id():
+    legacy = [{"cell_id": f"dh/none/{w}", "status": "ok", "dataset": "cifar10", "preset": "quick", "model": "fastcnn",
+               "method": "dh", "countermeasure": "none", "seed": 0, "final_acc": acc,
+               "method_params": {"lfc_weight": w}, "countermeasure_params": {}} for w, acc in ((0.1, 0.3), (0.0, 0.5))]
+    (board,) = build_leaderboards(legacy)
+    assert len(board.mean.index) == 2 and all(label.startswith("dh@") and len(label) == 9 for label in board.mean.index)
+    assert sorted(board.mean["none"]) == pytest.approx([30.0, 50.0])
+
+
+def test_a_failed_cell_is_shown_as_failed_and_its_worst_is_only_a_lower_bound(tmp_path):
+    rows = [_row("clean", "none", 0, 0.9), _row("clean", "adv_train", 0, 0.8), _row("clean", "jpeg10", 0, 0.7),
+            _row("em", "none", 0, 0.1), _row("em", "adv_train", 0, 0.85, status="failed"),
+            _row("em", "jpeg10", 0, None), _row("em", "grayscale", 0, 0.2)]  # a non-finite accuracy counts as failed
+    (board,) = build_leaderboards(rows)
+    assert board.status.loc["em", "adv_train"] == "failed" and board.status.loc["em", "jpeg10"] == "failed"
+    assert board.status.loc["clean", "grayscale"] == "missing"
+    assert board.incomplete.to_dict() == {"clean": True, "em": True}
+    assert board.mean.loc["em", "worst"] == pytest.approx(20.0)  # over the cells present ...
+    assert pd.isna(board.mean.loc["em", "adv_train"])
+    write_leaderboard([_write(tmp_path / "run", rows)], tmp_path / "out")
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    em = next(line for line in md.splitlines() if line.startswith("| em "))
+    assert em.count("failed") == 2 and "20.0*" in em and "15.0*" in em  # ... and marked as such
+    assert "only a lower bound" in md
+    status = pd.read_csv(tmp_path / "out" / "leaderboard_status.csv", index_col="method")
+    assert status.loc["em", "adv_train"] == "failed" and bool(status.loc["em", "incomplete"])
+
+
+def test_a_missing_cell_marks_the_row_incomplete(tmp_path):
+    rows = [_row("clean", "none", 0, 0.9), _row("clean", "grayscale", 0, 0.8), _row("em", "none", 0, 0.1)]
+    (board,) = build_leaderboards(rows)
+    assert board.status.loc["em", "grayscale"] == "missing"
+    assert board.incomplete.to_dict() == {"clean": False, "em": True}
+    write_leaderboard([_write(tmp_path / "run", rows)], tmp_path / "out")
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    em = next(line for line in md.splitlines() if line.startswith("| em "))
+    assert "–" in em and "10.0*" in em
+    clean = next(line for line in md.splitlines() if line.startswith("| clean "))
+    assert "*" not in clean and "only a lower bound" in md
+
+
+def test_rows_from_two_commits_warn_and_the_markdown_names_them(tmp_path):
+    rows = [_row("ops", "none", 0, 0.2), _row("ops", "none", 1, 0.3), _row("clean", "none", 0, 0.6, git_commit="b" * 40)]
+    with pytest.warns(UserWarning, match="2 git commits"):
+        write_leaderboard([_write(tmp_path / "run", rows)], tmp_path / "out")
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "Mixed provenance" in md and "aaaaaaa (2 rows)" in md and "bbbbbbb (1 row)" in md
+
+
+def test_a_dirty_checkout_or_other_library_versions_warn():
+    rows = [_row("ops", "none", 0, 0.2), _row("clean", "none", 0, 0.6, git_dirty=True,
+                                              versions={"python": "3.11.7", "torch": "2.5.0"}),
+            _row("em", "none", 0, 0.1, versions={"python": "3.11.7", "torch": "2.4.0", "plugins": {"method": {"em": "2"}}})]
+    with pytest.warns(UserWarning) as caught:
+        (board,) = build_leaderboards(rows)
+    text = " ".join(str(w.message) for w in caught)
+    assert "uncommitted changes" in text and "torch (2.4.0, 2.5.0)" in text and "python" not in text
+    assert "plugins.method.em (2, absent)" in text
+    assert len(board.provenance) == 2
+
+
+def test_row_fields_cannot_write_outside_the_out_folder(tmp_path):
+    rows = [_row("ops", "none", 0, 0.2), _row("ops", "none", 0, 0.3, dataset="../../evil", preset="../../evil",
+                                               model="..", cell_id="evil")]
+    out = tmp_path / "a" / "b" / "out"
+    written = write_leaderboard([_write(tmp_path / "run", rows)], out, with_rows=True)
+    assert len(written) == 2 * 6
+    assert all(p.resolve().parent == out.resolve() for p in written)
+    assert {p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*") if p.is_file()} == {"a", "run"}
+    assert {p.relative_to(out).as_posix() for p in out.rglob("*")} == {p.name for p in written}
+    assert any(p.name.startswith("leaderboard-_._evil-_._evil-_.") for p in written)
+    with pytest.raises(ValueError, match="outside"):
+        write_leaderboard([tmp_path / "run"], out, name="../escape")
+
+
+def test_rows_lacking_fields_are_skipped_with_a_warning():
+    rows = [_row("ops", "none", 0, 0.2), {"cell_id": "x", "status": "ok"}, ["not", "a", "row"],
+            _row("ops", "grayscale", 0, 0.5, method_id=None), _row("ops", "jpeg10", 0, 0.5, schema=9),
+            _row("ops", "cutout", 0, 0.5, status="running"), _row("ops", "resize", "0", 0.5)]
+    with pytest.warns(UserWarning, match="skipped 6 row"):
+        (board,) = build_leaderboards(rows)
+    assert list(board.mean.columns) == ["none", "worst", "mean"]
+
+
+def test_presets_sharing_a_name_get_separate_boards_with_a_short_id(tmp_path):
+    rows = [_row("ops", "none", 0, 0.2), _row("ops", "none", 0, 0.4, preset_id=_id("smoke v2"), cell_id="v2")]
+    boards = build_leaderboards(rows)
+    assert sorted(b.preset_label for b in boards) == sorted(f"smoke@{_id(p)[:6]}" for p in ("smoke", "smoke v2"))
+    written = write_leaderboard([_write(tmp_path / "run", rows)], tmp_path / "out")
+    assert len({p.name for p in written}) == len(written) == 2 * 5
 
 
 def test_published_rows_render_back_to_the_same_table(tmp_path):
-    run = tmp_path / "run"
-    run.mkdir()
     rows = [_row("ops", "none", 0, 0.1), _row("ops", "none", 1, 0.3), _row("clean", "none", 0, 0.6),
             _row("ops", "grayscale", 0, 0.9, status="failed"), _row("ops", "none", 0, 0.2)]  # a rerun replaces 0.1
-    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "published"
-    written = write_leaderboard([run], out, name="cifar10-smoke", with_rows=True)
-    assert {p.name for p in written} == {"cifar10-smoke.csv", "cifar10-smoke_std.csv", "cifar10-smoke.md",
-                                         "cifar10-smoke.png", "cifar10-smoke.seed0.jsonl", "cifar10-smoke.seed1.jsonl"}
+    written = write_leaderboard([_write(tmp_path / "run", rows)], out, name="cifar10-smoke", with_rows=True)
+    assert {p.name for p in written} == {"cifar10-smoke.csv", "cifar10-smoke_std.csv", "cifar10-smoke_status.csv",
+                                         "cifar10-smoke.md", "cifar10-smoke.png", "cifar10-smoke.seed0.jsonl",
+                                         "cifar10-smoke.seed1.jsonl"}
     seed0 = [json.loads(line) for line in (out / "cifar10-smoke.seed0.jsonl").read_text().splitlines()]
-    assert [(r["method"], r["final_acc"]) for r in seed0] == [("clean", 0.6), ("ops", 0.2)]
+    assert [(r["method"], r["countermeasure"], r["status"]) for r in seed0] == [
+        ("clean", "none", "ok"), ("ops", "none", "ok"), ("ops", "grayscale", "failed")]
+    assert seed0[1]["final_acc"] == 0.2
     republished = [json.loads(line) for f in sorted(out.glob("*.jsonl")) for line in f.read_text().splitlines()]
     (again,) = build_leaderboards(republished)
     (board,) = build_leaderboards(rows)
-    assert again.mean.equals(board.mean)
+    assert again.mean.equals(board.mean) and again.status.equals(board.status)
+
+
+def test_the_published_schema1_file_renders_its_published_table_and_names_its_commits():
+    rows = [json.loads(line) for line in (PUBLISHED / "cifar10-quick.seed0.jsonl").read_text().splitlines()]
+    with pytest.warns(UserWarning, match="3 git commits"):
+        (board,) = build_leaderboards(rows)
+    published = pd.read_csv(PUBLISHED / "cifar10-quick.csv", index_col="method")
+    pd.testing.assert_frame_equal(board.mean.round(2), published, check_names=False)
+    failed = dict(rows[0], status="failed", final_acc=None)  # an old failed row carries no parameters
+    del failed["method_params"], failed["countermeasure_params"]
+    with pytest.warns(UserWarning):
+        (board,) = build_leaderboards(rows + [failed])
+    assert board.status.loc["clean", "adv_train"] == "ok"  # the earlier ok row of the cell still shows
+    failed["cell_id"] = "cifar10/quick/fastcnn/clean/adv_train/seed1/0fe3fae8"
+    failed["seed"] = 1
+    with pytest.warns(UserWarning):
+        (board,) = build_leaderboards(rows + [failed])
+    assert list(board.mean.index) == list(published.index)  # the failed row joins its configuration's row

@@ -32,7 +32,7 @@ def test_every_method_holds_its_budget_on_the_saved_output(config, name):
     clean, saved, _ = _saved(config, name)
     assert saved.dtype == torch.uint8 and saved.shape == clean.shape
     method = methods.get(name)()
-    check_budget(name, method.budget_for(tuple(clean.shape[1:])), clean, saved)
+    check_budget(name, method.budget(tuple(clean.shape[1:])), clean, saved)
 
 
 def test_ops_sets_one_class_wise_corner_pixel(config):
@@ -106,3 +106,24 @@ def test_wrong_output_type_is_named(cifar_small, ctx, temp_plugin):
     temp_plugin(methods, "floaty", Floaty)
     with pytest.raises(TypeError, match="'floaty' must return uint8"):
         Floaty()(cifar_small.images, cifar_small.labels, ctx)
+
+
+def test_the_budget_is_the_instance_s_and_every_call_checks_it(cifar_small, ctx):
+    @dataclass
+    class Shift(Method):
+        """Adds `step`/255 within an L∞ budget of `eps`/255."""
+
+        step: int = 12
+        eps: float = 8.0
+
+        def budget(self, image_shape=(3, 32, 32)):
+            return Budget("linf", self.eps / 255)
+
+        def generate(self, images, labels, ctx):
+            return (images.int() + self.step).clamp(0, 255).to(torch.uint8)
+
+    Shift.name = "shift"
+    with pytest.raises(BudgetError, match="measured 12.000/255.*allowed 8.000/255"):
+        Shift()(cifar_small.images, cifar_small.labels, ctx)  # called directly, not through the engine
+    assert Shift(eps=16)(cifar_small.images, cifar_small.labels, ctx).shape == cifar_small.images.shape
+    assert str(methods.get("em")(eps=16).budget()) == "L∞ ≤ 16/255"

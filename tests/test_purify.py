@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from benchmark.data import ImageSet, load_dataset
+from benchmark.identity import effective_settings
 from benchmark.plugins import Context, build
 from benchmark.presets import PRESETS
 from benchmark.registry import countermeasures, methods
@@ -115,11 +116,13 @@ def test_user_checkpoint_is_loaded_offline_and_keys_the_cache(cifar_small, purif
     images = cifar_small.images[:8]
     a = cm.run_preprocess(images, cifar_small.labels[:8], purify_ctx)
     assert a.dtype == torch.uint8 and torch.equal(a, cm.run_preprocess(images, cifar_small.labels[:8], purify_ctx))
-    before = cm.params()["checkpoint_sha256"]
+    before = effective_settings(cm, PRESETS["smoke"])["checkpoint"]
+    assert before.startswith("sha256:") and str(tmp_path) not in before
     with torch.no_grad():
         unet.conv_out.bias.add_(0.1)
     unet.save_pretrained(tmp_path / "ddpm", safe_serialization=True)
-    assert cm.params()["checkpoint_sha256"] != before, "new weights at the same path must change the cache key"
+    after = effective_settings(cm, PRESETS["smoke"])["checkpoint"]
+    assert after != before, "new weights at the same path must change the cache key"
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path: Path):

@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
+import torch
 
 import benchmark.runner as runner
 from benchmark.cli import main
-from benchmark.plugins import Countermeasure
-from benchmark.registry import countermeasures
+from benchmark.plugins import Budget, Countermeasure, Method
+from benchmark.registry import countermeasures, methods
+from benchmark.store import RunLock
 
 
 @pytest.fixture
@@ -33,9 +38,9 @@ def test_smoke_grid_of_every_countermeasure_end_to_end_then_resume_trains_nothin
     assert len(rows) == 3 * 19 and all(r["status"] == "ok" for r in rows)
     assert {(r["method"], r["countermeasure"]) for r in rows} == {(m, d) for m in ("clean", "ops", "lsp") for d in defenses}
     row = next(r for r in rows if r["method"] == "lsp")
-    assert row["perturbation"]["l2_max"] <= 1.3044 and row["preset_config"]["model"] == "tinycnn"
+    assert row["perturbation"]["l2_max"] <= 1.3044 and row["identity"]["preset"]["model"] == "tinycnn"
     assert 0 <= row["final_acc"] <= row["peak_acc"] <= 1 and row["seconds"]["train"] > 0
-    assert sum(not r["generation_cached"] for r in rows) <= 3, "each protected set is generated once"
+    assert not any(r["generation_cached"] for r in rows), "every set was made by this run, none came from a cache"
 
     board = pd.read_csv(tmp_path / "run" / "leaderboard.csv", index_col="method")
     assert list(board.columns) == [*defenses, "worst", "mean"]
@@ -95,3 +100,133 @@ def test_parallel_jobs_match_the_grid(tmp_path, argv):
     assert main(argv("--methods", "ops", "--defenses", "none,grayscale", "--jobs", "2")) == 0
     rows = _rows(tmp_path)
     assert len(rows) == 4 and all(r["status"] == "ok" for r in rows)
+
+
+def test_generation_cached_means_made_by_an_earlier_run(tmp_path, argv):
+    assert main(argv("--methods", "ops", "--no-clean", "--defenses", "none,grayscale")) == 0
+    assert [r["generation_cached"] for r in _rows(tmp_path)] == [False, False]
+    assert main(argv("--methods", "ops", "--no-clean", "--defenses", "none,grayscale", "--out", str(tmp_path / "b"))) == 0
+    again = [json.loads(line) for line in (tmp_path / "b" / "results.jsonl").read_text().splitlines()]
+    assert [r["generation_cached"] for r in again] == [True, True]
+
+
+def test_rows_carry_their_provenance(tmp_path, argv):
+    assert main(argv("--methods", "ops", "--no-clean", "--defenses", "none")) == 0
+    (row,) = _rows(tmp_path)
+    for library in ("torch", "kornia", "torchattacks", "diffusers", "Pillow", "numpy"):
+        assert row["versions"][library], library
+    assert row["versions"]["plugins"]["method"]["ops"] == "1" and "jpeg10" in row["versions"]["plugins"]["countermeasure"]
+    assert row["threads"] >= 1 and row["device"] == "cpu" and row["device_name"]
+    assert isinstance(row["git_dirty"], bool) and len(row["git_commit"]) == 40
+    assert row["identity"]["method"] == {"name": "ops", "version": "1", "distribution": None, "settings": {}}
+    assert row["schema"] == 2 and row["method_label"] == "ops"
+
+
+def test_a_second_run_on_the_same_folder_is_refused_naming_the_holder(tmp_path, argv, capsys):
+    with RunLock(tmp_path / "run"):
+        assert main(argv("--methods", "ops", "--no-clean", "--defenses", "none")) == 2
+    err = capsys.readouterr().err
+    assert f"is in use by process {os.getpid()}" in err
+    assert not (tmp_path / "run" / "results.jsonl").exists()
+
+
+@pytest.mark.parametrize("flag, arg", [("--defense-args", "gaussian_blur.sigma=inf"), ("--defense-args", "mixup.alpha=inf"),
+                                       ("--defense-args", "ortho_projection.lr=inf"), ("--method-args", "dh.lfc_weight=nan")])
+def test_non_finite_parameters_are_refused_up_front(tmp_path, argv, capsys, flag, arg):
+    assert main(argv("--methods", "ops", "--defenses", "none", flag, arg)) == 2
+    name, value = arg.split("=")
+    assert f"{name} must be a finite number, got {value}" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_non_finite_number_in_a_row_does_not_stop_the_grid(tmp_path, argv, temp_plugin):
+    @dataclass
+    class Noted(Method):
+        """Reports a NaN statistic."""
+
+        budget = Budget("linf", 0.0)
+
+        def generate(self, images, labels, ctx):
+            ctx.notes["score"] = float("nan")
+            return images.clone()
+
+    temp_plugin(methods, "zz-noted", Noted)
+    assert main(argv("--methods", "zz-noted", "--no-clean", "--defenses", "none,grayscale")) == 0
+    rows = _rows(tmp_path)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert rows[0]["method_notes"]["score"] is None and rows[0]["non_finite"] == ["method_notes.score"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--jobs", "0"), "--jobs must be at least 1, got 0"),
+    (("--methods", "", "--no-clean"), "no methods selected; valid methods: clean, dh"),
+    (("--defenses", ","), "no countermeasures selected; valid countermeasures: none, cutout"),
+])
+def test_bad_grids_fail_before_any_work(tmp_path, argv, capsys, extra, message):
+    assert main(argv("--methods", "ops", *extra)) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run" / "results.jsonl").exists()
+
+
+def test_a_missing_data_root_fails_before_any_work(tmp_path, argv, capsys):
+    args = argv("--methods", "all", "--defenses", "all")
+    args[args.index("--data-root") + 1] = str(tmp_path / "nowhere")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "nowhere" / "cifar-10-batches-py") in err and "--download" in err
+    assert not (tmp_path / "run" / "results.jsonl").exists()
+
+
+def test_an_unwritable_output_folder_and_a_missing_gpu_fail_before_any_work(tmp_path, argv, capsys):
+    (tmp_path / "file").write_text("")
+    assert main(argv("--methods", "ops", "--out", str(tmp_path / "file" / "run"))) == 2
+    assert "output folder" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(argv("--methods", "ops", "--device", "cuda")) == 2
+        assert "sees no GPU" in capsys.readouterr().err
+
+
+def test_failed_rows_carry_the_parameters_that_caused_them(tmp_path, argv, temp_plugin):
+    @dataclass
+    class Fragile(Countermeasure):
+        """Fails for large sizes."""
+
+        size: int = 1
+
+        def preprocess(self, images, labels, ctx):
+            raise RuntimeError(f"size {self.size} is too large")
+
+    temp_plugin(countermeasures, "zz-fragile", Fragile)
+    assert main(argv("--methods", "ops", "--no-clean", "--defenses", "zz-fragile",
+                     "--defense-args", "zz-fragile.size=7")) == 1
+    (row,) = _rows(tmp_path)
+    assert row["status"] == "failed" and row["countermeasure_params"] == {"size": 7}
+    assert row["countermeasure_label"] == "zz-fragile[size=7]" and row["identity"]["countermeasure"]["settings"]["size"] == 7
+
+
+def test_a_cached_set_that_breaks_its_budget_is_rebuilt(tmp_path, data_root):
+    config = runner.GridConfig(preset="smoke", data_root=data_root, cache_dir=str(tmp_path), device="cpu")
+    images, gen = runner.protected_set(config, "ops", 0)
+    spec = runner.protected_spec(config, "ops", 0)
+    tampered = images.clone()
+    tampered[:, :, :2] = 0  # two rows of pixels: far beyond OPS's one pixel
+    config.cache.save("protected", spec, {"images": tampered}, {"generate_s": 0.0, "perturbation": {}, "notes": {}})
+    with pytest.warns(UserWarning, match="'ops' .* is unusable .*violates its l0 budget.*regenerating"):
+        again, gen2 = runner.protected_set(config, "ops", 0)
+    assert torch.equal(again, images) and not gen2["cached"]
+    assert torch.equal(runner.protected_set(config, "ops", 0)[0], images)
+
+
+def test_shared_artifacts_are_built_once_before_the_parallel_cells(tmp_path, argv):
+    assert main(argv("--methods", "ops", "--defenses", "diffusion", "--jobs", "2")) == 0
+    rows = _rows(tmp_path)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    (ddpm,) = (tmp_path / "cache" / "ddpm").glob("*.json")
+    made = datetime.fromtimestamp(ddpm.stat().st_mtime, timezone.utc)
+    assert all(made <= datetime.fromisoformat(r["started"]) + timedelta(seconds=1) for r in rows)
+
+
+def test_list_shows_the_budget_of_the_instance(capsys):
+    assert main(["list", "methods", "--method-args", "em.eps=16"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^em +L∞ ≤ 16/255", out, re.M) and re.search(r"^em-classwise +L∞ ≤ 8/255", out, re.M)

@@ -5,21 +5,22 @@ import pytest
 import torch
 
 import benchmark.runner as runner
+import benchmark.surrogates as surrogates
 from benchmark.runner import GridConfig, make_context
 
 
 @pytest.fixture
 def counted(monkeypatch):
-    """Counts victim trainings started by the runner (surrogates are trained through it)."""
+    """Counts victim trainings started for surrogates."""
     calls = []
-    real = runner.train_victim
+    real = surrogates.train_victim
 
     def wrapper(*args, **kwargs):
         calls.append(args[5].model)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "train_victim", wrapper)
-    monkeypatch.setattr(runner, "_surrogates", {})
+    monkeypatch.setattr(surrogates, "train_victim", wrapper)
+    monkeypatch.setattr(surrogates, "_memo", {})
     return calls
 
 
@@ -32,7 +33,7 @@ def test_surrogate_is_trained_once_for_every_seed_then_read_from_disk(tmp_path, 
     first = make_context(config, seed=0, num_classes=10, progress=runner._quiet).surrogate()
     assert counted == ["tinycnn"]
     assert not first.training and not any(p.requires_grad for p in first.parameters())
-    runner._surrogates.clear()  # a new process: only the disk cache remains
+    surrogates._memo.clear()  # a new process: only the disk cache remains
     again = make_context(config, seed=3, num_classes=10, progress=runner._quiet).surrogate()
     assert counted == ["tinycnn"]
     assert all(torch.equal(a, b) for a, b in zip(_weights(first), _weights(again)))
@@ -43,7 +44,7 @@ def test_corrupt_cached_surrogate_is_detected_and_rebuilt(tmp_path, data_root, c
     before = _weights(make_context(config, 0, 10, runner._quiet).surrogate())
     (weights_file,) = (tmp_path / "surrogate").glob("*.pt")
     weights_file.write_bytes(weights_file.read_bytes()[:-100] + b"\0" * 100)
-    runner._surrogates.clear()
+    surrogates._memo.clear()
     after = _weights(make_context(config, 0, 10, runner._quiet).surrogate())
     assert len(counted) == 2  # retrained, and CPU training is deterministic, so the same weights
     assert all(torch.equal(a, b) for a, b in zip(before, after))

@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from benchmark import __version__
-from benchmark.cache import ArtifactCache
+from benchmark.identity import CONTENT, tensor_digest
 from benchmark.plugins import Budget, Context, Method
 from benchmark.presets import Preset
 from benchmark.registry import register_method
@@ -34,15 +32,7 @@ SCHEDULE: dict[str, tuple[int, int, int, int, float, int, float]] = {
 CLASSES_PER_BATCH = 10
 LFC_WEIGHT = 0.1  # ours: the paper's 1e-4 has no measurable effect next to our per-element MSEs (README)
 ASSIGNMENTS = ("class", "random")
-STREAM_ASSIGN, STREAM_REVEAL = 1, 2  # ctx.generator streams
-
-
-def fingerprint(*tensors: torch.Tensor) -> str:
-    """SHA-256 (first 16 hex digits) of the tensors' bytes."""
-    h = hashlib.sha256()
-    for t in tensors:
-        h.update(t.contiguous().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
+STREAM_ASSIGN, STREAM_REVEAL = "dh/assign", "dh/reveal"  # ctx.generator streams
 
 
 def assign_secrets(labels: torch.Tensor, secret_labels: torch.Tensor, mode: str, gen: torch.Generator) -> torch.Tensor:
@@ -61,6 +51,7 @@ def assign_secrets(labels: torch.Tensor, secret_labels: torch.Tensor, mode: str,
 
 
 SD_PARAMS = ("sd_path", "controlnet_path", "sd_prompt", "sd_steps", "sd_resolution")
+FOLDER_PARAMS = ("semantic_folder",)
 
 
 @dataclass
@@ -76,16 +67,14 @@ class _DeepHiding(Method):
     per_class: int = 0  # samples of each class in a training batch (0: the preset's)
     secret_assignment: str = "class"  # class: a semantic image of the image's class; random: of any class
     semantic_source: str = "procedural"  # procedural | folder | diffusers
-    semantic_folder: str = ""  # ImageFolder of semantic images (semantic_source=folder)
+    semantic_folder: str = field(default="", metadata=CONTENT)  # ImageFolder of semantic images (source folder)
     semantic_per_class: int = 10  # procedural or diffusers semantic images per class
-    sd_path: str = ""  # local Stable Diffusion pipeline folder (semantic_source=diffusers)
-    controlnet_path: str = ""  # local ControlNet-Canny folder (semantic_source=diffusers)
+    sd_path: str = field(default="", metadata=CONTENT)  # local Stable Diffusion pipeline folder (source diffusers)
+    controlnet_path: str = field(default="", metadata=CONTENT)  # local ControlNet-Canny folder (source diffusers)
     sd_prompt: str = "a detailed photo of an object with a rich texture"
     sd_steps: int = 20  # denoising steps per semantic image
     sd_resolution: int = 512  # sampling size, then resized to the dataset's
     arch: str = ""  # LFC's frozen clean classifier (empty: the preset's victim)
-
-    budget = Budget("none")
 
     def __post_init__(self) -> None:
         if not 0 <= self.eps <= 255:
@@ -113,15 +102,15 @@ class _DeepHiding(Method):
             raise ValueError(f"sd_steps must be ≥ 1 and sd_resolution ≥ 8, got {self.sd_steps}, {self.sd_resolution}")
 
     def params(self) -> dict[str, Any]:
-        """The constructor parameters; the Stable Diffusion ones only where they are used, so that they do
-        not enter the cell and cache keys of the other sources."""
+        """The constructor parameters; the Stable Diffusion and folder ones only where they are used, so that
+        they do not enter the cell and cache keys of the other sources."""
         params = super().params()
-        if self.semantic_source != "diffusers":
-            for name in SD_PARAMS:
-                del params[name]
+        unused = {"diffusers": FOLDER_PARAMS, "folder": SD_PARAMS}.get(self.semantic_source, SD_PARAMS + FOLDER_PARAMS)
+        for name in unused:
+            del params[name]
         return params
 
-    def budget_for(self, image_shape: tuple[int, ...]) -> Budget:
+    def budget(self, image_shape: tuple[int, ...] = (3, 32, 32)) -> Budget:
         return Budget("linf", self.eps / 255) if self.eps else Budget("none")
 
     def settings(self, preset: Preset) -> dict[str, Any]:
@@ -173,9 +162,9 @@ class _DeepHiding(Method):
             s["lfc_weight"], s["reveal_noise"], s["eps"] / 255,
         )
         spec = {
-            "data": fingerprint(images, labels), "preset": ctx.preset.name, "training": dataclasses.asdict(train_settings),
-            "secrets": fingerprint(secrets), "assignment": fingerprint(assignment),
-            "surrogate": s["arch"], "seed": ctx.seed, "version": __version__,
+            "data": tensor_digest(images, labels), "training": dataclasses.asdict(train_settings),
+            "secrets": tensor_digest(secrets), "assignment": tensor_digest(assignment),
+            "surrogate": tensor_digest(*surrogate.state_dict().values()), "seed": ctx.seed,
         }
 
         def create() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -186,7 +175,7 @@ class _DeepHiding(Method):
             state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
             return state, {"history": history, "train_s": time.perf_counter() - start}
 
-        state, meta, cached = ArtifactCache(ctx.cache_dir).get_or_create("hiding-net", spec, create)
+        state, meta, cached = ctx.artifact(self, "hiding-net", spec, create)
         net = HidingNetwork(train_settings.blocks, train_settings.width, train_settings.dense_layers)
         net.load_state_dict(state)
         return net.to(ctx.device).eval().requires_grad_(False), {**meta, "cached": cached}
@@ -204,4 +193,3 @@ class DeepHidingLinf8(_DeepHiding):
     """Semantic Deep Hiding with the perturbation bounded to L∞ 8/255 in training and generation (ours)."""
 
     eps: float = 8.0
-    budget = Budget("linf", 8 / 255)

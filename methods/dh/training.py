@@ -8,6 +8,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from benchmark.seeding import generator, global_rng, stream_seed
 from benchmark.training import warmup_cosine
 
 from ..attacks import batches, quantize
@@ -74,11 +75,11 @@ def train_hiding_network(
     `surrogate`; returns the network (eval mode) and the loss history (every 10% of the steps)."""
     if s.lfc_weight > 0 and surrogate is None:
         raise ValueError("LFC (lfc_weight > 0) needs a surrogate classifier")
-    torch.manual_seed(seed)  # the network's initialisation
-    net = HidingNetwork(s.blocks, s.width, s.dense_layers).to(device).train()
+    with global_rng(stream_seed(seed, "dh/init")):
+        net = HidingNetwork(s.blocks, s.width, s.dense_layers).to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=s.lr, betas=ADAM_BETAS, eps=1e-6, weight_decay=WEIGHT_DECAY)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(s.steps, max(1, int(WARMUP * s.steps))))
-    gen = torch.Generator().manual_seed(seed)
+    gen = generator(seed, "dh/batches")
     num_classes = int(labels.max()) + 1
     members = [(labels == c).nonzero().flatten() for c in range(num_classes)]
     members = [m for m in members if len(m)]

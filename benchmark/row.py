@@ -1,0 +1,75 @@
+"""The result row: one cell's identity, outcome and provenance; the schema of every results.jsonl."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 2
+
+
+def _doc(text: str, default: Any = None) -> Any:
+    if isinstance(default, (dict, list)):
+        return field(default_factory=type(default), metadata={"doc": text})
+    return field(default=default, metadata={"doc": text})
+
+
+@dataclass
+class Row:
+    """A finished or failed cell. Accuracies are fractions in [0, 1]; ids are full SHA-256 hex digests."""
+
+    cell_id: str = _doc("dataset/preset/model/method/countermeasure/seedS/ + the SHA-256 of `identity`")
+    config_id: str = _doc("SHA-256 of `identity` without the seed: rows that differ only in seed share it")
+    status: str = _doc("`ok` or `failed`")
+    dataset: str = _doc("dataset name")
+    preset: str = _doc("preset name")
+    preset_id: str = _doc("SHA-256 of the preset's full definition")
+    model: str = _doc("victim network")
+    seed: int = _doc("cell seed (generation, pre-processing and victim streams derive from it)")
+    method: str = _doc("registered method name")
+    method_id: str = _doc("SHA-256 of the method's identity (name, version, distribution, effective settings)")
+    method_label: str = _doc("the name, plus the parameters that differ from the defaults: `dh[lfc_weight=0]`")
+    method_params: dict = _doc("the method's constructor parameters as given", {})
+    countermeasure: str = _doc("registered countermeasure name")
+    countermeasure_id: str = _doc("SHA-256 of the countermeasure's identity")
+    countermeasure_label: str = _doc("as `method_label`")
+    countermeasure_params: dict = _doc("the countermeasure's constructor parameters as given", {})
+    identity: dict = _doc(
+        "everything `cell_id` hashes: dataset, SHA-256 of the train and test images, preset definition, victim "
+        "model code, method and countermeasure (name, version, distribution, effective settings), seed, trainer "
+        "version", {})
+    error: str | None = _doc("the exception of a failed cell")
+    traceback: str | None = _doc("its traceback")
+    final_acc: float | None = _doc("clean test accuracy after the last epoch")
+    peak_acc: float | None = _doc("best clean test accuracy at any evaluation")
+    train_acc: float | None = _doc("accuracy on the (protected, pre-processed) training set, no augmentation")
+    history: list = _doc("[epoch, clean test accuracy] at every evaluation", [])
+    images_per_second: float | None = _doc("victim training throughput")
+    cuda_graph: bool | None = _doc("whether the victim's steps were replayed as a CUDA graph")
+    perturbation: dict | None = _doc("linf, l2_mean, l2_max, l0_mean, l0_max, psnr, ssim, changed_fraction of the protected set")
+    budget: str | None = _doc("the method instance's threat model, checked on the saved uint8 set")
+    method_notes: dict = _doc("what the method reported (effective settings, stopping statistics)", {})
+    generation_cached: bool | None = _doc("true only when the protected set came from an earlier run's cache")
+    countermeasure_family: str | None = _doc("augmentation, pre-processing, training, purification or none")
+    countermeasure_stages: list = _doc("the stages it overrides: preprocess, augment, training_step", [])
+    train_size: int | None = _doc("training images")
+    test_size: int | None = _doc("test images")
+    seconds: dict = _doc("wall seconds: generate, preprocess, train, total", {})
+    device: str | None = _doc("torch device the cell ran on")
+    device_name: str | None = _doc("GPU or CPU model")
+    threads: int | None = _doc("torch CPU threads of the process that ran the cell")
+    git_commit: str | None = _doc("commit of the engine's checkout")
+    git_dirty: bool | None = _doc("whether tracked files differed from that commit")
+    versions: dict = _doc("Python, uebench and library versions, and every installed plugin's version", {})
+    started: str | None = _doc("UTC start time")
+    finished: str | None = _doc("UTC end time")
+    schema: int = _doc("row schema version", SCHEMA_VERSION)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as the JSON object written to results.jsonl."""
+        return dataclasses.asdict(self)
+
+
+def schema_table() -> list[tuple[str, str]]:
+    """(field, description) of every row field, in order: the documented schema, generated from the code."""
+    return [(f.name, f.metadata["doc"]) for f in dataclasses.fields(Row)]

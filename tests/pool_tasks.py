@@ -1,0 +1,56 @@
+"""Task functions for tests/test_pool.py, importable by the spawned workers."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+
+class NeedsTwoArgs(Exception):
+    """Pickles, but cannot be unpickled: pickle rebuilds it from its one-element args."""
+
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__(f"{a}/{b}")
+
+
+def square_or_raise(x: int) -> int:
+    """x squared; 3 raises a ValueError, 4 an exception that cannot cross the pipe."""
+    if x == 3:
+        raise ValueError("three is not allowed")
+    if x == 4:
+        raise NeedsTwoArgs(4, 2)
+    return x * x
+
+
+def scripted(task: tuple[str, int, str]) -> tuple[int, int]:
+    """(this worker's pid, x squared) after doing `kind`: 'square', 'die' (SIGKILL itself), or
+    'hold' (wait until some worker has run a 'square', so that the replacement worker must run one)."""
+    kind, x, folder = task
+    marker = Path(folder) / "square_ran"
+    if kind == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif kind == "hold":
+        deadline = time.monotonic() + 30
+        while not marker.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("no worker ran a square task")
+            time.sleep(0.05)
+    else:
+        marker.touch()
+    return os.getpid(), x * x
+
+
+def write_pid_then_sleep(job: tuple[str, float]) -> int:
+    """Write this worker's pid to the file `job[0]`, sleep `job[1]` seconds, return the pid; a
+    KeyboardInterrupt in the sleep leaves the file `job[0]`.interrupted."""
+    path, seconds = job
+    tmp = f"{path}.tmp"
+    Path(tmp).write_text(str(os.getpid()))
+    os.replace(tmp, path)  # readers never see a half-written file
+    try:
+        time.sleep(seconds)
+    except KeyboardInterrupt:
+        Path(f"{path}.interrupted").touch()
+        raise
+    return os.getpid()

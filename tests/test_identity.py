@@ -1,0 +1,80 @@
+"""Identity: every key is built from effective settings, the preset's definition, plugin versions and content."""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+from PIL import Image
+
+import methods.em as em_module
+from benchmark.cache import spec_key
+from benchmark.presets import PRESETS
+from benchmark.registry import methods
+from benchmark.runner import Cell, GridConfig, protected_spec, run_cell
+from benchmark.surrogates import surrogate_spec
+
+
+@pytest.fixture
+def config(smoke_config) -> GridConfig:
+    return smoke_config
+
+
+def _key(config: GridConfig, method: str = "em") -> str:
+    return spec_key(protected_spec(config, method, 0))
+
+
+def test_sentinels_are_resolved_so_the_preset_value_spelled_out_is_the_same_set(config, data_root):
+    steps = em_module.SCHEDULE["smoke"][0]
+    spelled = dataclasses.replace(config, method_args={"em": {"steps": str(steps)}})
+    other = dataclasses.replace(config, method_args={"em": {"steps": str(steps + 1)}})
+    assert _key(spelled) == _key(config) != _key(other)
+
+
+def test_editing_a_schedule_table_makes_a_new_key(config, monkeypatch):
+    before = _key(config)
+    monkeypatch.setitem(em_module.SCHEDULE, "smoke", (11, *em_module.SCHEDULE["smoke"][1:]))
+    assert _key(config) != before
+
+
+def test_a_preset_field_changes_every_key_but_its_summary_changes_none(config, monkeypatch):
+    cell = Cell("ops", "none", 0)
+    before = (_key(config, "ops"), cell.cell_id(config), spec_key(surrogate_spec(config, "tinycnn")))
+    monkeypatch.setitem(PRESETS, "smoke", dataclasses.replace(PRESETS["smoke"], summary="reworded"))
+    assert (_key(config, "ops"), cell.cell_id(config), spec_key(surrogate_spec(config, "tinycnn"))) == before
+    monkeypatch.setitem(PRESETS, "smoke", dataclasses.replace(PRESETS["smoke"], epochs=5))
+    after = (_key(config, "ops"), cell.cell_id(config), spec_key(surrogate_spec(config, "tinycnn")))
+    assert all(a != b for a, b in zip(after, before))
+
+
+def test_a_plugin_version_bump_makes_a_new_key(config, monkeypatch):
+    before = _key(config, "ops"), Cell("ops", "jpeg10", 0).cell_id(config)
+    monkeypatch.setattr(methods.get("ops"), "version", "2")
+    assert _key(config, "ops") != before[0]
+    assert Cell("ops", "jpeg10", 0).cell_id(config) != before[1]
+
+
+def test_a_semantic_folder_is_keyed_by_its_files_not_its_path(config, tmp_path):
+    folder = tmp_path / "semantic"
+    for c in range(10):
+        (folder / f"class{c}").mkdir(parents=True)
+        Image.new("RGB", (8, 8), (c * 20, 0, 0)).save(folder / f"class{c}" / "a.png")
+    dh = dataclasses.replace(config, method_args={"dh": {"semantic_source": "folder", "semantic_folder": str(folder)}})
+    before = _key(dh, "dh")
+    Image.new("RGB", (8, 8), (0, 255, 0)).save(folder / "class3" / "a.png")
+    assert _key(dh, "dh") != before
+
+
+def test_cell_ids_end_in_a_full_sha256(config):
+    cell_id = Cell("ops", "none", 0).cell_id(config)
+    assert re.fullmatch(r"cifar10/smoke/tinycnn/ops/none/seed0/[0-9a-f]{64}", cell_id)
+
+
+def test_a_countermeasure_parameter_reuses_the_protected_set_but_not_the_cell(config):
+    first = run_cell(Cell("ops", "jpeg10", 0), config)
+    other = dataclasses.replace(config, defense_args={"jpeg10": {"quality": "20"}})
+    second = run_cell(Cell("ops", "jpeg10", 0), other)
+    assert second["generation_cached"] and second["cell_id"] != first["cell_id"]
+    assert second["method_id"] == first["method_id"] and second["countermeasure_id"] != first["countermeasure_id"]
+    assert second["countermeasure_label"] == "jpeg10[quality=20]" and first["countermeasure_label"] == "jpeg10"
+    assert first["config_id"] != second["config_id"]
