@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .plugins import Plugin, build
 from .presets import PRESETS
-from .registry import Registry, countermeasures, methods, models
+from .registry import PluginLoadError, Registry, countermeasures, methods, models
 from .store import RunFolderBusy
 
 LIST_KINDS = ("methods", "countermeasures", "models", "presets")
@@ -70,6 +70,8 @@ def list_plugins(kind: str, method_args: dict[str, dict[str, str]] | None = None
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
+    parser.add_argument("--strict-plugins", action="store_true",
+                        help="stop when an entry-point plugin fails to load (default: report it and go on)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a method × countermeasure grid (resumable)")
@@ -126,6 +128,11 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     )
     out = Path(args.out or Path("results") / "runs" / f"{args.dataset}-{args.preset}")
     defense_names = countermeasures.expand(args.defenses)
+    for flag, given, grid in (("--method-args", config.method_args, method_names),
+                              ("--defense-args", config.defense_args, defense_names)):
+        for name in sorted(set(given) - set(grid)):
+            print(f"warning: {flag} names {name!r}, which is not in this grid ({', '.join(grid)}); "
+                  "its arguments are unused", file=sys.stderr)
     try:
         summary = run_grid(method_names, defense_names, args.seeds, out, config, args.jobs, not args.no_progress)
     except KeyboardInterrupt:
@@ -145,6 +152,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    strict, Registry.strict = Registry.strict, args.strict_plugins
     try:
         if args.command == "run":
             return _run(args, argv)
@@ -153,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
             method_args = parse_plugin_args(args.method_args, methods, "--method-args")
             for kind in kinds:
                 print(f"== {kind} ==\n{list_plugins(kind, method_args)}\n")
+            broken = [e for registry in (methods, countermeasures, models) for e in registry.errors]
+            if broken:
+                print("== plugins that failed to load ==\n" + "\n".join(broken))
             return 0
         if args.command == "compare":
             from .compare import write_comparison
@@ -167,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in write_leaderboard(args.run_dirs, args.out or args.run_dirs[0], args.name, args.with_rows):
             print(path)
         return 0
-    except (KeyError, ValueError, FileNotFoundError, RunFolderBusy) as exc:
+    except (KeyError, ValueError, FileNotFoundError, RunFolderBusy, PluginLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        Registry.strict = strict

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import typing
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,19 +188,30 @@ class Countermeasure(Plugin):
         return out.cpu().contiguous()
 
 
-def parse_value(text: str, like: Any) -> Any:
-    """Convert a command-line string to the type of a parameter's default value."""
-    if isinstance(like, bool):
+def parse_value(text: str, kind: type) -> Any:
+    """Convert a command-line string to `kind` (bool, int, float or str)."""
+    if kind is bool:
         if text.lower() in ("1", "true", "yes"):
             return True
         if text.lower() in ("0", "false", "no"):
             return False
         raise ValueError(f"expected a boolean, got {text!r}")
-    if isinstance(like, int):
-        return int(text)
-    if isinstance(like, float):
-        return float(text)
+    if kind in (int, float):
+        return kind(text)
     return text
+
+
+def _field_type(cls: type, f: dataclasses.Field) -> type:
+    """A parameter's type from its annotation (`float | None` → float), else from its default's type."""
+    try:
+        hint = typing.get_type_hints(cls).get(f.name)
+    except Exception:  # an annotation that does not resolve in the plugin's module
+        hint = None
+    options = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_args(hint) else [hint]
+    if len(options) == 1 and options[0] in (bool, int, float, str):
+        return options[0]
+    default = f.default if f.default is not dataclasses.MISSING else None
+    return type(default) if isinstance(default, (bool, int, float)) else str
 
 
 def build(cls: type[Plugin], overrides: dict[str, str]) -> Plugin:
@@ -211,10 +223,8 @@ def build(cls: type[Plugin], overrides: dict[str, str]) -> Plugin:
             raise ValueError(
                 f"{cls.name!r} has no parameter {key!r}; valid parameters: {', '.join(fields) or '(none)'}"
             )
-        f = fields[key]
-        default = f.default if f.default is not dataclasses.MISSING else None
         try:
-            kwargs[key] = parse_value(text, default)
+            kwargs[key] = parse_value(text, _field_type(cls, fields[key]))
         except ValueError as exc:
             raise ValueError(f"bad value for {cls.name}.{key}: {exc}") from None
     plugin = cls(**kwargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import types
+import warnings
 from importlib.metadata import entry_points
 from typing import Any, Callable, Generic, TypeVar
 
@@ -17,8 +18,16 @@ class UnknownNameError(KeyError):
         return str(self.args[0])
 
 
+class PluginLoadError(RuntimeError):
+    """An entry-point plugin that could not be loaded or registered (raised only in strict mode)."""
+
+
 class Registry(Generic[T]):
-    """One kind of plugin: built-ins register by decorator, third parties by entry point."""
+    """One kind of plugin: built-ins register by decorator, third parties by entry point. Each entry point
+    loads on its own: a broken one is reported (`errors`, a warning) and the others keep working, unless
+    `Registry.strict` is set (`--strict-plugins`), when it raises PluginLoadError."""
+
+    strict: bool = False
 
     def __init__(self, kind: str, group: str, builtin_package: str) -> None:
         self.kind = kind
@@ -26,15 +35,20 @@ class Registry(Generic[T]):
         self._builtin_package = builtin_package
         self._entries: dict[str, T] = {}
         self._loaded = False
+        self.errors: list[str] = []  # one line per entry point that failed to load
 
     def register(self, name: str) -> Callable[[T], T]:
-        """Decorator that files a plugin under a short lowercase name; duplicates are refused."""
-        if name != name.lower() or not name or any(c in name for c in " ,=."):
-            raise ValueError(f"{self.kind} name {name!r} must be lowercase without spaces, commas, dots or '='")
+        """Decorator that files a plugin under a short lowercase name; a name taken by another plugin, or a
+        plugin already filed under another name, is refused."""
+        if name != name.lower() or not name or any(c in name for c in " ,=.:"):
+            raise ValueError(f"{self.kind} name {name!r} must be lowercase without spaces, commas, dots, colons or '='")
 
         def decorator(obj: T) -> T:
             if name in self._entries and self._entries[name] is not obj:
                 raise ValueError(f"{self.kind} {name!r} is already registered by {_origin(self._entries[name])}")
+            other = next((n for n, o in self._entries.items() if o is obj and n != name), None)
+            if other is not None:  # renaming it would change what the first name runs
+                raise ValueError(f"{_origin(obj)} is already registered as {self.kind} {other!r}; it cannot also be {name!r}")
             self._entries[name] = obj
             obj.name = name  # type: ignore[attr-defined]
             return obj
@@ -47,13 +61,24 @@ class Registry(Generic[T]):
         self._loaded = True
         importlib.import_module(self._builtin_package)
         for ep in entry_points(group=self.group):
-            before = set(self._entries)
-            obj = ep.load()
-            # An entry point may name a module (its decorators ran on import) or the plugin itself.
-            if not isinstance(obj, types.ModuleType) and ep.name not in self._entries:
-                self.register(ep.name)(obj)
+            before = dict(self._entries)
+            try:
+                obj = ep.load()
+                # An entry point may name a module (its decorators ran on import) or the plugin itself.
+                if not isinstance(obj, types.ModuleType):
+                    self.register(ep.name)(obj)
+            except Exception as exc:
+                self._entries = before  # nothing half-registered stays
+                package = ep.dist.name if ep.dist is not None else "an unknown package"
+                message = (f"{self.kind} entry point {ep.name!r} of {package} ({ep.value}) was not loaded: "
+                           f"{type(exc).__name__}: {exc}")
+                if Registry.strict:
+                    raise PluginLoadError(message) from exc
+                self.errors.append(message)
+                warnings.warn(message, stacklevel=2)
+                continue
             if ep.dist is not None:  # its distribution's name and version join the plugin's identity
-                for name in set(self._entries) - before:
+                for name in set(self._entries) - set(before):
                     self._entries[name].distribution = {"name": ep.dist.name, "version": ep.dist.version}
 
     def names(self, pattern: str = "*") -> list[str]:

@@ -65,22 +65,25 @@ def installed_plugin(tmp_path, monkeypatch):
     site = tmp_path / "site-packages"
     installed: list[str] = []
 
-    def install(module: str, source: str, group: str) -> None:
+    def install(module: str, source: str, group: str, entry_points: str = "") -> None:
+        """`entry_points`: the group's lines (`name = module:Object`); default: the module under its own name."""
         site.mkdir(exist_ok=True)
         (site / f"{module}.py").write_text(textwrap.dedent(source))
         info = site / f"{module}-1.0.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
-        (info / "entry_points.txt").write_text(f"[{group}]\n{module} = {module}\n")
+        (info / "entry_points.txt").write_text(f"[{group}]\n{entry_points or f'{module} = {module}'}\n")
         monkeypatch.syspath_prepend(str(site))
         monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
         installed.append(module)
         for registry in (methods, countermeasures, models):
             registry._loaded = False
+            registry.errors.clear()
             registry.names()
 
     yield install
     for registry in (methods, countermeasures, models):
+        registry.errors.clear()
         for name, obj in list(registry._entries.items()):
             if getattr(obj, "__module__", None) in installed:
                 del registry._entries[name]
