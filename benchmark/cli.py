@@ -34,6 +34,13 @@ def _seeds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"--seeds expects integers separated by commas, got {text!r}") from None
 
 
+def _ratios(text: str) -> list[float]:
+    try:
+        return [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--poison-ratios expects fractions separated by commas, got {text!r}") from None
+
+
 def _params(cls: type[Plugin]) -> str:
     fields = cls.param_fields()
     return ", ".join(f"{f.name}={f.default!r}" for f in fields) if fields else "-"
@@ -84,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--download", action="store_true", help="download the dataset when it is not in the data root")
     run.add_argument("--cache-dir", default=None, help="artifact cache (else $UEBENCH_CACHE_DIR, else the user cache)")
     run.add_argument("--seeds", type=_seeds, default=[0], help="comma list of seeds (default: 0)")
+    run.add_argument("--poison-ratios", type=_ratios, default=[1.0], metavar="R,R,...",
+                     help="shares of the training set that are protected, e.g. 0.5,0.8,1.0 (default: 1.0)")
     run.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     run.add_argument("--no-clean", action="store_true", help="do not add the clean reference row")
@@ -134,7 +143,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             print(f"warning: {flag} names {name!r}, which is not in this grid ({', '.join(grid)}); "
                   "its arguments are unused", file=sys.stderr)
     try:
-        summary = run_grid(method_names, defense_names, args.seeds, out, config, args.jobs, not args.no_progress)
+        summary = run_grid(method_names, defense_names, args.seeds, out, config, args.jobs, not args.no_progress,
+                           args.poison_ratios)
     except KeyboardInterrupt:
         print(
             f"\nInterrupted. Finished cells are kept in {out / 'results.jsonl'}.\n"

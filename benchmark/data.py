@@ -11,6 +11,7 @@ import torch
 
 from .identity import tensor_digest
 from .presets import get_preset
+from .seeding import generator
 
 DATASETS = ("cifar10", "cifar100", "imagenet-subset")
 ENV_DATA_ROOT = "UEBENCH_DATA_ROOT"
@@ -162,6 +163,19 @@ def balanced_indices(labels: torch.Tensor, num_classes: int, per_class: int, see
             raise ValueError(f"class {c} has {len(idx)} images, {per_class} requested")
         picks.append(idx[torch.randperm(len(idx), generator=gen)[:per_class]])
     return torch.cat(picks).sort().values
+
+
+def poison_mask(labels: torch.Tensor, num_classes: int, ratio: float, seed: int) -> torch.Tensor:
+    """Which training images carry the protection at a poisoning ratio: round(ratio × n) of each class's n
+    images, drawn with the stream of `seed` for that ratio (the same images for every method and cell)."""
+    if not 0 < ratio <= 1:
+        raise ValueError(f"a poisoning ratio must be in (0, 1], got {ratio}")
+    mask = torch.zeros(len(labels), dtype=torch.bool)
+    gen = generator(seed, f"poison-ratio/{ratio!r}")
+    for c in range(num_classes):
+        idx = (labels == c).nonzero().flatten()
+        mask[idx[torch.randperm(len(idx), generator=gen)[: round(ratio * len(idx))]]] = True
+    return mask
 
 
 def balanced_subset(data: ImageSet, per_class: int | None, seed: int) -> ImageSet:

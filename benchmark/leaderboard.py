@@ -26,7 +26,7 @@ OK, FAILED, MISSING = "ok", "failed", "missing"
 _SCHEMA1_FIELDS = ("cell_id", "status", "dataset", "preset", "model", "method", "countermeasure")
 _SCHEMA2_FIELDS = (*_SCHEMA1_FIELDS, "preset_id", "method_id", "method_label", "countermeasure_id",
                    "countermeasure_label")
-_BOARD_KEY = ("dataset", "preset", "preset_id", "model")
+_BOARD_KEY = ("dataset", "preset", "preset_id", "model", "poison_ratio")
 
 
 @dataclass
@@ -44,6 +44,7 @@ class Leaderboard:
     rows: list[dict[str, Any]]  # the rows shown, in table order: per cell id its latest ok row, else latest failed
     preset_label: str  # the preset name, with `@` and a short id when another preset_id shares the name
     provenance: list[str]  # one sentence per mixed commit, dirty checkout or library versions; empty when uniform
+    poison_ratio: float = 1.0  # the share of the training set the methods protected
 
     @property
     def incomplete(self) -> pd.Series:
@@ -56,7 +57,8 @@ class Leaderboard:
         counts = self.seeds.to_numpy()[self.status.to_numpy() == OK]
         low, high = (int(counts.min()), int(counts.max())) if counts.size else (0, 0)
         seeds = f"{low}–{high} seeds" if low != high else f"{high} seed{'s' if high != 1 else ''}"
-        return f"{self.dataset} · preset {self.preset_label} · victim {self.model} · {seeds}"
+        ratio = "" if self.poison_ratio == 1.0 else f" · {self.poison_ratio:.0%} protected"
+        return f"{self.dataset} · preset {self.preset_label} · victim {self.model}{ratio} · {seeds}"
 
 
 def _digest(*parts: Any) -> str:
@@ -86,7 +88,10 @@ def _entry(row: Any) -> tuple[dict[str, Any] | None, str]:
         return None, f"cell {row.get('cell_id')!r} lacks {', '.join(lacking)}"
     if row["status"] not in (OK, FAILED):
         return None, f"cell {row['cell_id']!r} has status {row['status']!r}"
-    entry = {f: row[f] for f in (*_SCHEMA1_FIELDS, "seed")} | {"row": row, "acc": _accuracy(row)}
+    ratio = row.get("poison_ratio", 1.0)
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
+        return None, f"cell {row['cell_id']!r} has poison_ratio {ratio!r}"
+    entry = {f: row[f] for f in (*_SCHEMA1_FIELDS, "seed")} | {"row": row, "acc": _accuracy(row), "poison_ratio": ratio}
     if schema == 2:
         return entry | {f: row[f] for f in _SCHEMA2_FIELDS}, ""
     preset = row.get("preset_config")
@@ -209,7 +214,7 @@ def _board(entries: list[dict[str, Any]], preset_label: str) -> Leaderboard:
     rows = [e["row"] for e in shown]
     first = entries[0]
     return Leaderboard(first["dataset"], first["preset"], first["preset_id"], first["model"], mean, std, seeds,
-                       status, rows, preset_label, _provenance(rows))
+                       status, rows, preset_label, _provenance(rows), first["poison_ratio"])
 
 
 def build_leaderboards(rows: list[dict[str, Any]]) -> list[Leaderboard]:
@@ -220,7 +225,7 @@ def build_leaderboards(rows: list[dict[str, Any]]) -> list[Leaderboard]:
         groups[tuple(e[f] for f in _BOARD_KEY)].append(e)
     ids_per_name = Counter(name for name, _ in {(k[1], k[2]) for k in groups})
     boards = []
-    for (_, preset, preset_id, _), entries in groups.items():
+    for (_, preset, preset_id, _, _), entries in groups.items():
         board = _board(entries, f"{preset}@{preset_id[:6]}" if ids_per_name[preset] > 1 else preset)
         for note in board.provenance:
             warnings.warn(f"leaderboard {board.title}: {note}", stacklevel=2)
@@ -292,6 +297,29 @@ def _heatmap(board: Leaderboard, path: Path) -> None:
     plt.close(fig)
 
 
+def _ratio_plot(boards: list[Leaderboard], path: Path) -> None:
+    """Accuracy under `none` against the poisoning ratio, one line per method, for boards that differ only in ratio."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    boards = sorted(boards, key=lambda b: b.poison_ratio)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method in dict.fromkeys(m for b in boards for m in b.mean.index):
+        points = [(100 * b.poison_ratio, b.mean.at[method, "none"]) for b in boards
+                  if method in b.mean.index and "none" in b.mean.columns and not math.isnan(b.mean.at[method, "none"])]
+        if points:
+            ax.plot(*zip(*points), marker="o", label=method)
+    ax.set_xlabel("protected share of the training set (%)")
+    ax.set_ylabel("clean test accuracy under `none` (%)")
+    ax.set_title(f"{boards[0].dataset} · preset {boards[0].preset_label} · victim {boards[0].model}", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _safe(piece: str) -> str:
     """A file-name fragment: only [A-Za-z0-9._-], no run of dots, no leading or trailing dot."""
     text = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]", "_", piece)).strip(".")
@@ -302,7 +330,8 @@ def _stems(boards: list[Leaderboard], name: str) -> list[str]:
     """NAME for one board, else NAME-dataset-preset-model, made unique with a key digest where sanitising collides."""
     if len(boards) == 1:
         return [name]
-    stems = [f"{name}-{_safe(b.dataset)}-{_safe(b.preset_label)}-{_safe(b.model)}" for b in boards]
+    stems = [f"{name}-{_safe(b.dataset)}-{_safe(b.preset_label)}-{_safe(b.model)}"
+             + ("" if b.poison_ratio == 1.0 else f"-ratio{b.poison_ratio:g}") for b in boards]
     taken = Counter(stems)
     return [s if taken[s] == 1 else f"{s}-{_digest(b.dataset, b.preset_id, b.model)[:6]}" for s, b in zip(stems, boards)]
 
@@ -340,4 +369,13 @@ def write_leaderboard(
                 path = _inside(out, f"{stem}.seed{seed}.jsonl")
                 path.write_text("".join(json.dumps(r) + "\n" for r in board.rows if r["seed"] == seed))
                 written.append(path)
+    sweeps: dict[tuple, list[Leaderboard]] = defaultdict(list)
+    for board in boards:
+        sweeps[(board.dataset, board.preset_id, board.model)].append(board)
+    sweeps = {key: group for key, group in sweeps.items() if len(group) > 1}
+    for (dataset, _, model), group in sweeps.items():
+        suffix = "" if len(sweeps) == 1 else f"-{_safe(dataset)}-{_safe(group[0].preset_label)}-{_safe(model)}"
+        path = _inside(out, f"{name}_ratios{suffix}.png")
+        _ratio_plot(group, path)
+        written.append(path)
     return written

@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .cache import ArtifactCache, spec_key
-from .data import ImageSet, heldout_split, load_dataset, load_splits, split_digests, user_cache_dir
+from .data import ImageSet, heldout_split, load_dataset, load_splits, poison_mask, split_digests, user_cache_dir
 from .identity import (
     device_name, digest, git_state, library_versions, plugin_code, plugin_identity, plugin_label, preset_identity,
 )
@@ -31,6 +31,7 @@ from .surrogates import surrogate_model
 from .training import TRAINER_VERSION, train_victim
 
 ENV_CACHE_DIR = "UEBENCH_CACHE_DIR"
+POISON_SELECTION_SEED = 0  # fixed: at one ratio every method and seed protects the same images
 
 
 def _quiet(it: Any = None, **kw: Any) -> Any:
@@ -96,22 +97,27 @@ class Cell:
     method: str
     countermeasure: str
     seed: int
+    poison_ratio: float = 1.0  # the share of the training set that is protected; the rest stays clean
 
     def identity(self, config: GridConfig) -> dict[str, Any]:
         """Everything that decides this cell's number."""
         p = config.preset_obj
-        return {
+        identity = {
             "dataset": config.dataset, "data": split_digests(config.dataset, config.data_root, config.preset),
             "preset": preset_identity(p), "model": plugin_code(models.get(p.model)),
             "method": plugin_identity(config.method(self.method), p),
             "countermeasure": plugin_identity(config.countermeasure(self.countermeasure), p),
             "seed": self.seed, "trainer": TRAINER_VERSION,
         }
+        if self.poison_ratio != 1.0:  # the full protocol keeps the identity it had before ratios existed
+            identity["poison"] = {"ratio": self.poison_ratio, "selection_seed": POISON_SELECTION_SEED}
+        return identity
 
     def cell_id(self, config: GridConfig, identity: dict[str, Any] | None = None) -> str:
         """A readable path of names, then the full SHA-256 of the identity."""
         p = config.preset_obj
-        readable = f"{config.dataset}/{p.name}/{p.model}/{self.method}/{self.countermeasure}/seed{self.seed}"
+        ratio = "" if self.poison_ratio == 1.0 else f"/ratio{self.poison_ratio:g}"
+        readable = f"{config.dataset}/{p.name}/{p.model}/{self.method}/{self.countermeasure}/seed{self.seed}{ratio}"
         return f"{readable}/{digest(identity or self.identity(config))}"
 
 
@@ -173,7 +179,7 @@ def _cell_fields(cell: Cell, config: GridConfig) -> dict[str, Any]:
         "cell_id": cell.cell_id(config, identity),
         "config_id": digest({k: v for k, v in identity.items() if k != "seed"}),
         "dataset": config.dataset, "preset": p.name, "preset_id": digest(identity["preset"]), "model": p.model,
-        "seed": cell.seed, "identity": identity,
+        "seed": cell.seed, "poison_ratio": cell.poison_ratio, "identity": identity,
         "method": cell.method, "method_id": digest(identity["method"]), "method_label": plugin_label(method),
         "method_params": method.params(),
         "countermeasure": cell.countermeasure, "countermeasure_id": digest(identity["countermeasure"]),
@@ -203,12 +209,18 @@ def run_cell(
     t0 = time.perf_counter()
     train, test = load_splits(config.dataset, config.data_root, config.preset)
     images, gen = protected_set(config, cell.method, cell.seed, progress)
+    poisoned = len(images)
+    if cell.poison_ratio != 1.0:  # generated once for the whole set; the ratio only selects its images
+        mask = poison_mask(train.labels, train.num_classes, cell.poison_ratio, POISON_SELECTION_SEED)
+        images, poisoned = torch.where(mask[:, None, None, None], images, train.images), int(mask.sum())
     cm = config.countermeasure(cell.countermeasure)
     ctx = make_context(config, cell.seed, train.num_classes, progress)
     cm.setup(ctx)
     t1 = time.perf_counter()
     if cm.cache_preprocess:
         spec = {"protected": gen["key"], "countermeasure": plugin_identity(cm, config.preset_obj), "seed": cell.seed}
+        if cell.poison_ratio != 1.0:
+            spec["poison"] = {"ratio": cell.poison_ratio, "selection_seed": POISON_SELECTION_SEED}
         tensors, _, _ = config.cache.get_or_create(
             "preprocessed", spec, lambda: ({"images": cm.run_preprocess(images, train.labels, ctx)}, {})
         )
@@ -236,6 +248,7 @@ def run_cell(
         generation_cached=gen["cached"] and (cell.method, cell.seed) not in fresh,
         countermeasure_family=cm.family,
         countermeasure_stages=cm.stages(),
+        poisoned=poisoned,
         train_size=len(train),
         test_size=len(test),
         seconds={"generate": gen["generate_s"], "preprocess": t2 - t1, "train": t3 - t2, "total": t3 - t0},
@@ -272,8 +285,10 @@ class GridSummary:
     failed: int
 
 
-def expand_cells(method_names: list[str], defense_names: list[str], seeds: list[int]) -> list[Cell]:
-    return [Cell(m, d, s) for s in seeds for m in method_names for d in defense_names]
+def expand_cells(
+    method_names: list[str], defense_names: list[str], seeds: list[int], ratios: list[float] = (1.0,)
+) -> list[Cell]:
+    return [Cell(m, d, s, r) for r in ratios for s in seeds for m in method_names for d in defense_names]
 
 
 def _check_writable(folder: Path, what: str) -> None:
@@ -286,7 +301,8 @@ def _check_writable(folder: Path, what: str) -> None:
 
 
 def preflight(
-    method_names: list[str], defense_names: list[str], seeds: list[int], run_dir: Path, config: GridConfig, jobs: int
+    method_names: list[str], defense_names: list[str], seeds: list[int], run_dir: Path, config: GridConfig, jobs: int,
+    ratios: list[float] = (1.0,),
 ) -> list[Cell]:
     """Check everything a grid needs before any work, raising a clear error; returns its cells."""
     if jobs < 1:
@@ -296,12 +312,15 @@ def preflight(
             raise ValueError(f"no {what} selected; valid {what}: {', '.join(registry.names())}")
     if not seeds:
         raise ValueError("no seeds selected: pass --seeds 0,1,2")
+    bad = [r for r in ratios if not 0 < r <= 1]
+    if bad or not ratios:
+        raise ValueError(f"--poison-ratios must be fractions in (0, 1], e.g. 0.5,0.8,1.0; got {list(ratios)}")
     config.torch_device
     _check_writable(run_dir, "output folder")
     _check_writable(config.cache.root, "cache folder")
     for train in (True, False):  # a missing or corrupt dataset fails here, naming the file
         load_dataset(config.dataset, train, config.data_root, download=config.download)
-    cells = expand_cells(method_names, defense_names, seeds)
+    cells = expand_cells(method_names, defense_names, seeds, list(ratios))
     for name in defense_names:  # settings that a preset cannot give (e.g. no table entry) fail here
         plugin_identity(config.countermeasure(name), config.preset_obj)
     for name in method_names:
@@ -317,13 +336,14 @@ def run_grid(
     config: GridConfig,
     jobs: int = 1,
     show_progress: bool = True,
+    ratios: list[float] = (1.0,),
 ) -> GridSummary:
     """Run every pending cell, appending a row per finished cell to OUT/results.jsonl, then render
     OUT/leaderboard.*; cells already `ok` in OUT are skipped (resume). One run per folder at a time."""
     from .leaderboard import write_leaderboard
 
     run_dir = Path(out)
-    cells = preflight(method_names, defense_names, seeds, run_dir, config, jobs)
+    cells = preflight(method_names, defense_names, seeds, run_dir, config, jobs, ratios)
     progress: Callable[..., Any] = tqdm if show_progress else _quiet
     failed = 0
 
