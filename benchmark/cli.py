@@ -6,6 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from .imported import PREFIX, parse_budget
 from .plugins import Plugin, build
 from .presets import PRESETS
 from .registry import PluginLoadError, Registry, countermeasures, methods, models
@@ -25,6 +26,28 @@ def parse_plugin_args(items: list[str], registry: Registry, flag: str) -> dict[s
         registry.get(name)
         parsed.setdefault(name, {})[param] = value
     return parsed
+
+
+def expand_methods(spec: str) -> list[str]:
+    """A comma list of registered method names, `all`, and `file:PATH` imported sets, order kept."""
+    names: list[str] = []
+    for item in (i.strip() for i in spec.split(",")):
+        for name in [item] if item.startswith(PREFIX) else methods.expand(item):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def parse_budgets(items: list[str]) -> dict[str, str]:
+    """`NAME=linf:8` items → {NAME: "linf:8"}, each checked."""
+    budgets = {}
+    for item in items:
+        name, sep, spec = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--budget expects NAME=NORM:RADIUS (e.g. mine=linf:8), got {item!r}")
+        parse_budget(spec)
+        budgets[name] = spec
+    return budgets
 
 
 def _seeds(text: str) -> list[int]:
@@ -82,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a method × countermeasure grid (resumable)")
-    run.add_argument("--methods", default="all", help="comma list of methods or 'all' (default: all)")
+    run.add_argument("--methods", default="all",
+                     help="comma list of methods, 'all' (default) or file:PATH (an imported protected set)")
     run.add_argument("--defenses", default="none", help="comma list of countermeasures or 'all' (default: none)")
     run.add_argument("--preset", default="smoke", choices=list(PRESETS))
     run.add_argument("--dataset", default="cifar10", help="cifar10, cifar100 or imagenet-subset")
@@ -98,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-clean", action="store_true", help="do not add the clean reference row")
     run.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
     run.add_argument("--defense-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
+    run.add_argument("--budget", nargs="*", default=[], metavar="NAME=NORM:RADIUS",
+                     help="threat model of an imported set, checked like a plugin's: linf:8 (1/255), l2:1.0, l0:1")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     ls = sub.add_parser("list", help="list registered plugins and presets")
@@ -111,6 +137,17 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--name", default="leaderboard", help="file stem: NAME.csv, NAME.md, NAME.png (default: leaderboard)")
     lb.add_argument("--with-rows", action="store_true", help="also write the rows rendered, one NAME.seedS.jsonl per seed")
 
+    ex = sub.add_parser("export", help="write a method's protected set as .npz, .pt or a PNG folder")
+    ex.add_argument("method", help="a registered method (or file:PATH)")
+    ex.add_argument("--out", required=True, metavar="FILE.npz|FILE.pt|DIR")
+    ex.add_argument("--preset", default="smoke", choices=list(PRESETS))
+    ex.add_argument("--dataset", default="cifar10")
+    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--data-root", default=None)
+    ex.add_argument("--cache-dir", default=None)
+    ex.add_argument("--device", default="auto")
+    ex.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
+
     cmp = sub.add_parser("compare", help="our cells beside reference numbers, and the protocol's facts checked")
     cmp.add_argument("run_dirs", nargs="+", metavar="DIR")
     cmp.add_argument("--reference", required=True, metavar="PATH.csv",
@@ -122,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from .runner import GridConfig, run_grid
 
-    method_names = methods.expand(args.methods)
+    method_names = expand_methods(args.methods)
     if not args.no_clean and "clean" not in method_names:
         method_names.insert(0, "clean")
     config = GridConfig(
@@ -134,6 +171,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         download=args.download,
         method_args=parse_plugin_args(args.method_args, methods, "--method-args"),
         defense_args=parse_plugin_args(args.defense_args, countermeasures, "--defense-args"),
+        budgets=parse_budgets(args.budget),
     )
     out = Path(args.out or Path("results") / "runs" / f"{args.dataset}-{args.preset}")
     defense_names = countermeasures.expand(args.defenses)
@@ -159,6 +197,21 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     return 1 if summary.failed else 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .data import load_splits, split_positions
+    from .imported import export
+    from .runner import GridConfig, protected_set
+
+    config = GridConfig(dataset=args.dataset, preset=args.preset, data_root=args.data_root, cache_dir=args.cache_dir,
+                        device=args.device, method_args=parse_plugin_args(args.method_args, methods, "--method-args"))
+    images, gen = protected_set(config, args.method, args.seed)
+    train, _ = load_splits(config.dataset, config.data_root, config.preset)
+    path = export(images, train.labels, split_positions(config.dataset, config.data_root, config.preset), args.out)
+    stats = ", ".join(f"{k} {v:.4g}" for k, v in gen["perturbation"].items() if isinstance(v, (int, float)))
+    print(f"{len(images)} images of {config.method(args.method).name} ({gen['budget']}; {stats}) written to {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
@@ -175,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             if broken:
                 print("== plugins that failed to load ==\n" + "\n".join(broken))
             return 0
+        if args.command == "export":
+            return _export(args)
         if args.command == "compare":
             from .compare import write_comparison
 

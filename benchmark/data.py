@@ -202,6 +202,15 @@ def split_digests(dataset: str, data_root: str | None, preset: str) -> dict[str,
     return {"train": tensor_digest(train.images, train.labels), "test": tensor_digest(test.images, test.labels)}
 
 
+def split_positions(dataset: str, data_root: str | None, preset: str) -> torch.Tensor:
+    """Positions of the preset's training images in the dataset's training split, in their order."""
+    p = get_preset(preset)
+    full = load_dataset(dataset, True, data_root)
+    if p.train_per_class is None:
+        return torch.arange(len(full))
+    return balanced_indices(full.labels, full.num_classes, p.train_per_class, p.subset_seed)
+
+
 @functools.lru_cache(maxsize=2)
 def heldout_split(dataset: str, data_root: str | None, preset: str) -> ImageSet:
     """The dataset's training images outside the preset's training subset (empty for full-set presets)."""

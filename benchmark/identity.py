@@ -101,9 +101,12 @@ def plugin_identity(plugin: Plugin, preset: Preset) -> dict[str, Any]:
 
 
 def plugin_label(plugin: Plugin) -> str:
-    """The name, followed by the parameters that differ from the plugin's defaults: `dh[lfc_weight=0]`."""
+    """The name, followed by the parameters that differ from the plugin's defaults: `dh[lfc_weight=0]`
+    (paths to content are left out: the identity holds their hash)."""
     changed = []
     for f in plugin.param_fields():
+        if f.metadata.get("content"):
+            continue
         default = f.default if f.default is not dataclasses.MISSING else None
         value = getattr(plugin, f.name)
         if value != default:

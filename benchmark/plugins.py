@@ -55,6 +55,7 @@ class Context:
     progress: Callable[..., Any] = field(default=lambda iterable=None, **kw: iterable)
     surrogate_fn: Callable[[str], torch.nn.Module] | None = None
     heldout_fn: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None
+    split_fn: Callable[[], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
     notes: dict[str, Any] = field(default_factory=dict)  # what a plugin reports (settings used, stats); stored in rows
 
     def generator(self, stream: str | int = "default", device: str | torch.device = "cpu") -> torch.Generator:
@@ -87,6 +88,13 @@ class Context:
         if self.heldout_fn is None:
             raise RuntimeError("no held-out data in this context: build it with benchmark.runner.make_context")
         return self.heldout_fn()
+
+    def training_split(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The dataset's whole training split (uint8 images, labels) and the positions in it of the preset's
+        training images, in the order `generate` receives them."""
+        if self.split_fn is None:
+            raise RuntimeError("no training split in this context: build it with benchmark.runner.make_context")
+        return self.split_fn()
 
 
 class Plugin:

@@ -16,7 +16,10 @@ import torch
 from tqdm.auto import tqdm
 
 from .cache import ArtifactCache, spec_key
-from .data import ImageSet, heldout_split, load_dataset, load_splits, poison_mask, split_digests, user_cache_dir
+from .data import (
+    ImageSet, heldout_split, load_dataset, load_splits, poison_mask, split_digests, split_positions, user_cache_dir,
+)
+from .imported import PREFIX, ImportedSet, place
 from .identity import (
     device_name, digest, git_state, library_versions, plugin_code, plugin_identity, plugin_label, preset_identity,
 )
@@ -51,6 +54,7 @@ class GridConfig:
     download: bool = False
     method_args: dict[str, dict[str, str]] = field(default_factory=dict)
     defense_args: dict[str, dict[str, str]] = field(default_factory=dict)
+    budgets: dict[str, str] = field(default_factory=dict)  # imported set's name → threat model (`linf:8`)
 
     def __post_init__(self) -> None:
         get_preset(self.preset)
@@ -86,6 +90,10 @@ class GridConfig:
         return ArtifactCache(root)
 
     def method(self, name: str) -> Method:
+        """The method `name`: a registered one with its arguments, or `file:PATH`, a protected set read from disk."""
+        if name.startswith(PREFIX):
+            path = name[len(PREFIX):]
+            return ImportedSet(path=path, budget_spec=self.budgets.get(Path(path).expanduser().stem, "none"))
         return build(methods.get(name), self.method_args.get(name, {}))  # type: ignore[return-value]
 
     def countermeasure(self, name: str) -> Countermeasure:
@@ -117,7 +125,8 @@ class Cell:
         """A readable path of names, then the full SHA-256 of the identity."""
         p = config.preset_obj
         ratio = "" if self.poison_ratio == 1.0 else f"/ratio{self.poison_ratio:g}"
-        readable = f"{config.dataset}/{p.name}/{p.model}/{self.method}/{self.countermeasure}/seed{self.seed}{ratio}"
+        method = config.method(self.method).name
+        readable = f"{config.dataset}/{p.name}/{p.model}/{method}/{self.countermeasure}/seed{self.seed}{ratio}"
         return f"{readable}/{digest(identity or self.identity(config))}"
 
 
@@ -126,6 +135,10 @@ def make_context(config: GridConfig, seed: int, num_classes: int, progress: Call
         config.torch_device, seed, config.preset_obj, num_classes, config.cache.root, progress,
         surrogate_fn=lambda arch: surrogate_model(config, arch, progress),
         heldout_fn=lambda: _as_pair(heldout_split(config.dataset, config.data_root, config.preset)),
+        split_fn=lambda: (
+            *_as_pair(load_dataset(config.dataset, True, config.data_root)),
+            split_positions(config.dataset, config.data_root, config.preset),
+        ),
     )
 
 
@@ -180,7 +193,7 @@ def _cell_fields(cell: Cell, config: GridConfig) -> dict[str, Any]:
         "config_id": digest({k: v for k, v in identity.items() if k != "seed"}),
         "dataset": config.dataset, "preset": p.name, "preset_id": digest(identity["preset"]), "model": p.model,
         "seed": cell.seed, "poison_ratio": cell.poison_ratio, "identity": identity,
-        "method": cell.method, "method_id": digest(identity["method"]), "method_label": plugin_label(method),
+        "method": method.name, "method_id": digest(identity["method"]), "method_label": plugin_label(method),
         "method_params": method.params(),
         "countermeasure": cell.countermeasure, "countermeasure_id": digest(identity["countermeasure"]),
         "countermeasure_label": plugin_label(cm), "countermeasure_params": cm.params(),
@@ -323,8 +336,16 @@ def preflight(
     cells = expand_cells(method_names, defense_names, seeds, list(ratios))
     for name in defense_names:  # settings that a preset cannot give (e.g. no table entry) fail here
         plugin_identity(config.countermeasure(name), config.preset_obj)
+    named: dict[str, str] = {}
     for name in method_names:
+        shown = config.method(name).name
+        if shown in named:  # an imported set is named by its file's stem
+            raise ValueError(f"{name} and {named[shown]} would both be method {shown!r}; rename the file")
+        named[shown] = name
         plugin_identity(config.method(name), config.preset_obj)
+        if name.startswith(PREFIX):  # an imported set is read and checked against the split now
+            split = load_dataset(config.dataset, True, config.data_root)
+            place(name[len(PREFIX):], split.images, split.labels)
     return cells
 
 
