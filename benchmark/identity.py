@@ -30,13 +30,8 @@ def canonical(obj: Any) -> str:
 
 
 def _jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
-    if isinstance(obj, (tuple, set, frozenset)):
-        return sorted(obj) if isinstance(obj, (set, frozenset)) else list(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} {obj!r} has no canonical form for an identity hash")
+    raise TypeError(f"{type(obj).__name__} {obj!r} has no canonical form for an identity hash; "
+                    "settings must be numbers, strings, booleans, None, lists or dicts")
 
 
 def digest(obj: Any) -> str:
