@@ -5,12 +5,16 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .imported import PREFIX, parse_budget
 from .plugins import Plugin, build
-from .presets import PRESETS
+from .presets import PRESETS, Preset, get_preset
 from .registry import PluginLoadError, Registry, countermeasures, methods, models
 from .store import RunFolderBusy
+
+if TYPE_CHECKING:
+    import torch
 
 LIST_KINDS = ("methods", "countermeasures", "models", "presets")
 
@@ -69,26 +73,43 @@ def _params(cls: type[Plugin]) -> str:
     return ", ".join(f"{f.name}={f.default!r}" for f in fields) if fields else "-"
 
 
-def list_plugins(kind: str, method_args: dict[str, dict[str, str]] | None = None) -> str:
+def list_plugins(
+    kind: str, method_args: dict[str, dict[str, str]] | None = None, cost: tuple[Preset, torch.device] | None = None,
+    pattern: str = "*",
+) -> str:
     """The text `python -m benchmark list KIND` prints; methods show the budget of the instance that
-    `method_args` ({name: {param: value}}) builds."""
+    `method_args` ({name: {param: value}}) builds; with `cost` (a preset and a device) models show their
+    measured cost per cell of that preset; `pattern` is a shell-style wildcard on names."""
     lines = []
     if kind == "methods":
-        for name in methods.names():
+        for name in methods.names(pattern):
             cls = methods.get(name)
             budget = build(cls, (method_args or {}).get(name, {})).budget()  # type: ignore[attr-defined]
             lines.append(f"{name:14s} {str(budget):32s} {cls.summary()}\n{'':14s} params: {_params(cls)}")
     elif kind == "countermeasures":
-        for name in countermeasures.names():
+        for name in countermeasures.names(pattern):
             cls = countermeasures.get(name)
             stages = ", ".join(cls.stages()) or "-"
             lines.append(
                 f"{name:18s} {cls.family:15s} stages: {stages:24s} {cls.summary()}\n{'':18s} params: {_params(cls)}"
             )
     elif kind == "models":
-        for name in models.names():
+        if cost is not None:
+            from .cost import measure_model
+
+            preset, device = cost
+            lines.append(f"{'':12s} {'step s':>7s} {'cell s':>7s}  (measured on {device}: one SGD step at batch "
+                         f"{preset.batch_size}, one {preset.name} cell of CIFAR-10 with its evaluations)")
+        for name in models.names(pattern):
             doc = (models.get(name).__doc__ or "").strip().split("\n")[0]
-            lines.append(f"{name:10s} {doc}")
+            if cost is None:
+                lines.append(f"{name:12s} {doc}")
+                continue
+            try:
+                measured = measure_model(name, *cost)
+                lines.append(f"{name:12s} {measured.step_s:7.2f} {measured.cell_s:7.0f}  {doc}")
+            except ImportError as exc:  # an optional dependency (timm) is missing
+                lines.append(f"{name:12s} {'-':>7s} {'-':>7s}  {doc} [{exc}]")
     elif kind == "presets":
         for preset in PRESETS.values():
             lines.append(f"{preset.name}: {preset.summary}")
@@ -117,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=_seeds, default=[0], help="comma list of seeds (default: 0)")
     run.add_argument("--poison-ratios", type=_ratios, default=[1.0], metavar="R,R,...",
                      help="shares of the training set that are protected, e.g. 0.5,0.8,1.0 (default: 1.0)")
+    run.add_argument("--models", default=None, metavar="M,M,...",
+                     help="victims to train every cell on, e.g. fastcnn,vgg16bn (default: the preset's victim); "
+                          "see `list models`")
     run.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     run.add_argument("--no-clean", action="store_true", help="do not add the clean reference row")
@@ -130,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("kind", nargs="?", choices=LIST_KINDS, help="one kind (default: all plugins)")
     ls.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE",
                     help="show the budget of methods built with these parameters")
+    ls.add_argument("--names", default="*", metavar="PATTERN", help="only names matching this wildcard, e.g. 'dh*'")
+    ls.add_argument("--preset", default="quick", choices=list(PRESETS),
+                    help="`list models` measures each victim's cost per cell of this preset (default: quick)")
+    ls.add_argument("--device", default="auto", help="where `list models` measures: auto, cpu, cuda or cuda:N")
 
     lb = sub.add_parser("leaderboard", help="render leaderboard tables from run folders")
     lb.add_argument("run_dirs", nargs="+", metavar="DIR")
@@ -175,6 +203,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     )
     out = Path(args.out or Path("results") / "runs" / f"{args.dataset}-{args.preset}")
     defense_names = countermeasures.expand(args.defenses)
+    victims = models.expand(args.models) if args.models is not None else [None]
     for flag, given, grid in (("--method-args", config.method_args, method_names),
                               ("--defense-args", config.defense_args, defense_names)):
         for name in sorted(set(given) - set(grid)):
@@ -182,7 +211,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                   "its arguments are unused", file=sys.stderr)
     try:
         summary = run_grid(method_names, defense_names, args.seeds, out, config, args.jobs, not args.no_progress,
-                           args.poison_ratios)
+                           args.poison_ratios, victims)
     except KeyboardInterrupt:
         print(
             f"\nInterrupted. Finished cells are kept in {out / 'results.jsonl'}.\n"
@@ -222,8 +251,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             kinds = [args.kind] if args.kind else ["methods", "countermeasures", "models"]
             method_args = parse_plugin_args(args.method_args, methods, "--method-args")
+            cost = None
+            if args.kind == "models":  # measured only when asked for by name: it takes a minute on a CPU
+                from .runner import GridConfig
+
+                cost = (get_preset(args.preset), GridConfig(preset=args.preset, device=args.device).torch_device)
+                print(f"measuring each model's cost at preset {args.preset}…", file=sys.stderr)
             for kind in kinds:
-                print(f"== {kind} ==\n{list_plugins(kind, method_args)}\n")
+                print(f"== {kind} ==\n{list_plugins(kind, method_args, cost, args.names)}\n")
             broken = [e for registry in (methods, countermeasures, models) for e in registry.errors]
             if broken:
                 print("== plugins that failed to load ==\n" + "\n".join(broken))

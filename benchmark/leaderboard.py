@@ -320,6 +320,38 @@ def _ratio_plot(boards: list[Leaderboard], path: Path) -> None:
     plt.close(fig)
 
 
+def transfer_tables(boards: list[Leaderboard]) -> list[tuple[Leaderboard, pd.DataFrame]]:
+    """Per group of boards that differ only in the victim (two or more): accuracy (%) under `none`, method ×
+    victim, with the group's first board (for its title)."""
+    groups: dict[tuple, list[Leaderboard]] = defaultdict(list)
+    for board in boards:
+        groups[(board.dataset, board.preset_id, board.poison_ratio)].append(board)
+    tables = []
+    for group in groups.values():
+        if len({b.model for b in group}) < 2:
+            continue
+        rows = list(dict.fromkeys(m for b in group for m in b.mean.index))
+        table = pd.DataFrame(
+            {b.model: [b.mean.at[m, "none"] if m in b.mean.index and "none" in b.mean.columns else np.nan
+                       for m in rows] for b in group},
+            index=pd.Index(rows, name="method"), dtype=float,
+        )
+        tables.append((group[0], table))
+    return tables
+
+
+def _transfer_markdown(board: Leaderboard, table: pd.DataFrame) -> str:
+    ratio = "" if board.poison_ratio == 1.0 else f" · {board.poison_ratio:.0%} protected"
+    text = table.round(1).map(lambda v: "–" if pd.isna(v) else f"{v:.1f}")
+    return (
+        f"# Transfer: {board.dataset} · preset {board.preset_label}{ratio}\n\n"
+        "Final clean test accuracy (%) under `none` (standard training) of each victim trained on the same "
+        "protected set; lower is stronger protection. `–`: no finished row. Each victim's full table is its own "
+        "leaderboard file.\n\n"
+        + text.to_markdown(disable_numparse=True, colalign=("left",) + ("right",) * text.shape[1]) + "\n"
+    )
+
+
 def _safe(piece: str) -> str:
     """A file-name fragment: only [A-Za-z0-9._-], no run of dots, no leading or trailing dot."""
     text = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]", "_", piece)).strip(".")
@@ -349,7 +381,8 @@ def write_leaderboard(
 ) -> list[Path]:
     """Render OUT/NAME.{csv,md,png} (+ NAME_std.csv, NAME_status.csv) from the runs' rows, and with
     `with_rows` the rows rendered, one NAME.seedS.jsonl per seed; with several boards each file name
-    gets a `-dataset-preset-model` suffix."""
+    gets a `-dataset-preset-model` suffix. Boards that differ only in the victim also give
+    NAME_transfer.{csv,md}, and boards that differ only in the poisoning ratio NAME_ratios.png."""
     boards = build_leaderboards(read_rows(run_dirs))
     if not any((b.status == OK).any().any() for b in boards):
         raise ValueError(f"no finished (status ok) rows in {', '.join(map(str, run_dirs))}")
@@ -369,6 +402,14 @@ def write_leaderboard(
                 path = _inside(out, f"{stem}.seed{seed}.jsonl")
                 path.write_text("".join(json.dumps(r) + "\n" for r in board.rows if r["seed"] == seed))
                 written.append(path)
+    transfers = transfer_tables(boards)
+    for board, table in transfers:
+        suffix = "" if len(transfers) == 1 else (f"-{_safe(board.dataset)}-{_safe(board.preset_label)}"
+                                                 + ("" if board.poison_ratio == 1.0 else f"-ratio{board.poison_ratio:g}"))
+        paths = [_inside(out, f"{name}_transfer{suffix}{ext}") for ext in (".csv", ".md")]
+        table.round(2).to_csv(paths[0])
+        paths[1].write_text(_transfer_markdown(board, table))
+        written += paths
     sweeps: dict[tuple, list[Leaderboard]] = defaultdict(list)
     for board in boards:
         sweeps[(board.dataset, board.preset_id, board.model)].append(board)

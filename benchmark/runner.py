@@ -1,5 +1,5 @@
-"""The grid: check the environment, build shared artifacts once, run every (method, countermeasure, seed) cell,
-store one row per cell."""
+"""The grid: check the environment, build shared artifacts once, run every (method, countermeasure, seed, ratio,
+victim) cell, store one row per cell."""
 from __future__ import annotations
 
 import os
@@ -106,13 +106,18 @@ class Cell:
     countermeasure: str
     seed: int
     poison_ratio: float = 1.0  # the share of the training set that is protected; the rest stays clean
+    model: str | None = None  # the victim; None: the preset's
+
+    def victim(self, config: GridConfig) -> str:
+        """The registered name of the network this cell trains."""
+        return self.model or config.preset_obj.model
 
     def identity(self, config: GridConfig) -> dict[str, Any]:
         """Everything that decides this cell's number."""
         p = config.preset_obj
         identity = {
             "dataset": config.dataset, "data": split_digests(config.dataset, config.data_root, config.preset),
-            "preset": preset_identity(p), "model": plugin_code(models.get(p.model)),
+            "preset": preset_identity(p), "model": plugin_code(models.get(self.victim(config))),
             "method": plugin_identity(config.method(self.method), p),
             "countermeasure": plugin_identity(config.countermeasure(self.countermeasure), p),
             "seed": self.seed, "trainer": TRAINER_VERSION,
@@ -126,7 +131,7 @@ class Cell:
         p = config.preset_obj
         ratio = "" if self.poison_ratio == 1.0 else f"/ratio{self.poison_ratio:g}"
         method = config.method(self.method).name
-        readable = f"{config.dataset}/{p.name}/{p.model}/{method}/{self.countermeasure}/seed{self.seed}{ratio}"
+        readable = f"{config.dataset}/{p.name}/{self.victim(config)}/{method}/{self.countermeasure}/seed{self.seed}{ratio}"
         return f"{readable}/{digest(identity or self.identity(config))}"
 
 
@@ -191,7 +196,7 @@ def _cell_fields(cell: Cell, config: GridConfig) -> dict[str, Any]:
     return {
         "cell_id": cell.cell_id(config, identity),
         "config_id": digest({k: v for k, v in identity.items() if k != "seed"}),
-        "dataset": config.dataset, "preset": p.name, "preset_id": digest(identity["preset"]), "model": p.model,
+        "dataset": config.dataset, "preset": p.name, "preset_id": digest(identity["preset"]), "model": cell.victim(config),
         "seed": cell.seed, "poison_ratio": cell.poison_ratio, "identity": identity,
         "method": method.name, "method_id": digest(identity["method"]), "method_label": plugin_label(method),
         "method_params": method.params(),
@@ -243,7 +248,7 @@ def run_cell(
     t2 = time.perf_counter()
     result = train_victim(
         images, train.labels, test.images, test.labels, train.num_classes,
-        config.preset_obj, cm, cell.seed, ctx.device, progress,
+        config.preset_obj, cm, cell.seed, ctx.device, progress, victim=cell.victim(config),
     )
     t3 = time.perf_counter()
     return Row(
@@ -299,9 +304,11 @@ class GridSummary:
 
 
 def expand_cells(
-    method_names: list[str], defense_names: list[str], seeds: list[int], ratios: list[float] = (1.0,)
+    method_names: list[str], defense_names: list[str], seeds: list[int], ratios: list[float] = (1.0,),
+    victims: list[str | None] = (None,),
 ) -> list[Cell]:
-    return [Cell(m, d, s, r) for r in ratios for s in seeds for m in method_names for d in defense_names]
+    return [Cell(m, d, s, r, v) for v in victims for r in ratios for s in seeds for m in method_names
+            for d in defense_names]
 
 
 def _check_writable(folder: Path, what: str) -> None:
@@ -315,7 +322,7 @@ def _check_writable(folder: Path, what: str) -> None:
 
 def preflight(
     method_names: list[str], defense_names: list[str], seeds: list[int], run_dir: Path, config: GridConfig, jobs: int,
-    ratios: list[float] = (1.0,),
+    ratios: list[float] = (1.0,), victims: list[str | None] = (None,),
 ) -> list[Cell]:
     """Check everything a grid needs before any work, raising a clear error; returns its cells."""
     if jobs < 1:
@@ -328,12 +335,17 @@ def preflight(
     bad = [r for r in ratios if not 0 < r <= 1]
     if bad or not ratios:
         raise ValueError(f"--poison-ratios must be fractions in (0, 1], e.g. 0.5,0.8,1.0; got {list(ratios)}")
+    if not victims:
+        raise ValueError(f"no models selected; valid models: {', '.join(models.names())}")
+    for name in victims:  # an unknown name or a missing optional dependency fails here
+        if name is not None:
+            models.get(name)(num_classes=2)
     config.torch_device
     _check_writable(run_dir, "output folder")
     _check_writable(config.cache.root, "cache folder")
     for train in (True, False):  # a missing or corrupt dataset fails here, naming the file
         load_dataset(config.dataset, train, config.data_root, download=config.download)
-    cells = expand_cells(method_names, defense_names, seeds, list(ratios))
+    cells = expand_cells(method_names, defense_names, seeds, list(ratios), list(victims))
     for name in defense_names:  # settings that a preset cannot give (e.g. no table entry) fail here
         plugin_identity(config.countermeasure(name), config.preset_obj)
     named: dict[str, str] = {}
@@ -358,13 +370,14 @@ def run_grid(
     jobs: int = 1,
     show_progress: bool = True,
     ratios: list[float] = (1.0,),
+    victims: list[str | None] = (None,),
 ) -> GridSummary:
     """Run every pending cell, appending a row per finished cell to OUT/results.jsonl, then render
     OUT/leaderboard.*; cells already `ok` in OUT are skipped (resume). One run per folder at a time."""
     from .leaderboard import write_leaderboard
 
     run_dir = Path(out)
-    cells = preflight(method_names, defense_names, seeds, run_dir, config, jobs, ratios)
+    cells = preflight(method_names, defense_names, seeds, run_dir, config, jobs, ratios, victims)
     progress: Callable[..., Any] = tqdm if show_progress else _quiet
     failed = 0
 

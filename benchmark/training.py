@@ -109,8 +109,10 @@ def train_victim(
     amp: bool = True,
     channels_last: bool = True,
     cuda_graph: bool = True,
+    victim: str | None = None,
 ) -> TrainResult:
-    """Train the preset's victim on uint8 training images and report clean test accuracy
+    """Train `victim` (default: the preset's) with the preset's recipe on uint8 training images and report clean
+    test accuracy
     (`amp`: bf16 autocast on CUDA; `channels_last`: NHWC memory layout; `cuda_graph`: on CUDA, replay the
     model's forward and backward as CUDA graphs when the countermeasure keeps the standard training step)."""
     cuda = device.type == "cuda"
@@ -118,7 +120,7 @@ def train_victim(
         torch.backends.cudnn.benchmark = True
     layout = torch.channels_last if channels_last else torch.contiguous_format
     with global_rng(stream_seed(seed, "victim/init")):
-        model = create_model(preset.model, num_classes).to(device, memory_format=layout)
+        model = create_model(victim or preset.model, num_classes).to(device, memory_format=layout)
     images, labels = train_images.to(device), train_labels.to(device)
     n = len(images)
     bs = min(preset.batch_size, n)

@@ -1,10 +1,10 @@
-"""Victim networks: ResNet-18 (CIFAR stem) for `paper`, a fast CNN for `quick`, a tiny CNN for `smoke`."""
+"""Plain convolutional victims: the `smoke` and `quick` CNNs and VGG-16 with batch norm."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .registry import models, register_model
+from ..registry import register_model
 
 
 def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -44,33 +44,18 @@ def fastcnn(num_classes: int = 10) -> nn.Module:
     return Classifier(features, 128, num_classes)
 
 
-class BasicBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
-        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
 
-@register_model("resnet18")
-def resnet18(num_classes: int = 10) -> nn.Module:
-    """ResNet-18 with the CIFAR stem (3×3 conv, no max-pool): the `paper` victim."""
-    layers: list[nn.Module] = [nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True)]
-    cin = 64
-    for cout, stride in [(64, 1), (128, 2), (256, 2), (512, 2)]:
-        layers += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
-        cin = cout
+@register_model("vgg16bn")
+def vgg16bn(num_classes: int = 10) -> nn.Module:
+    """VGG-16 with batch norm for 32×32 inputs (13 conv layers, one linear layer on the 1×1×512 map), ~14.7M parameters."""
+    layers: list[nn.Module] = []
+    cin = 3
+    for item in VGG16_LAYOUT:
+        if item == "M":
+            layers.append(nn.MaxPool2d(2))
+        else:
+            layers.append(conv_bn(cin, int(item)))
+            cin = int(item)
     return Classifier(nn.Sequential(*layers), 512, num_classes)
-
-
-def create_model(name: str, num_classes: int) -> nn.Module:
-    """Build the registered victim `name`."""
-    return models.get(name)(num_classes=num_classes)
