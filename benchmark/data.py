@@ -187,11 +187,17 @@ def balanced_subset(data: ImageSet, per_class: int | None, seed: int) -> ImageSe
 
 
 @functools.lru_cache(maxsize=4)
+def full_split(dataset: str, train: bool, data_root: str | None) -> ImageSet:
+    """A whole split of the dataset, read and checked once per process (shared: callers must not modify it)."""
+    return load_dataset(dataset, train, data_root)
+
+
+@functools.lru_cache(maxsize=4)
 def load_splits(dataset: str, data_root: str | None, preset: str) -> tuple[ImageSet, ImageSet]:
     """The preset's class-balanced train and test subsets (memoised per process)."""
     p = get_preset(preset)
-    train = balanced_subset(load_dataset(dataset, True, data_root), p.train_per_class, p.subset_seed)
-    test = balanced_subset(load_dataset(dataset, False, data_root), p.test_per_class, p.subset_seed)
+    train = balanced_subset(full_split(dataset, True, data_root), p.train_per_class, p.subset_seed)
+    test = balanced_subset(full_split(dataset, False, data_root), p.test_per_class, p.subset_seed)
     return train, test
 
 
@@ -205,7 +211,7 @@ def split_digests(dataset: str, data_root: str | None, preset: str) -> dict[str,
 def split_positions(dataset: str, data_root: str | None, preset: str) -> torch.Tensor:
     """Positions of the preset's training images in the dataset's training split, in their order."""
     p = get_preset(preset)
-    full = load_dataset(dataset, True, data_root)
+    full = full_split(dataset, True, data_root)
     if p.train_per_class is None:
         return torch.arange(len(full))
     return balanced_indices(full.labels, full.num_classes, p.train_per_class, p.subset_seed)
@@ -215,7 +221,7 @@ def split_positions(dataset: str, data_root: str | None, preset: str) -> torch.T
 def heldout_split(dataset: str, data_root: str | None, preset: str) -> ImageSet:
     """The dataset's training images outside the preset's training subset (empty for full-set presets)."""
     p = get_preset(preset)
-    full = load_dataset(dataset, True, data_root)
+    full = full_split(dataset, True, data_root)
     keep = torch.zeros(len(full), dtype=torch.bool)
     if p.train_per_class is None:
         keep[:] = True

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from .cache import ArtifactCache, spec_key
 from .data import (
-    ImageSet, heldout_split, load_dataset, load_splits, poison_mask, split_digests, split_positions, user_cache_dir,
+    ImageSet, full_split, heldout_split, load_dataset, load_splits, poison_mask, split_digests, split_positions,
+    user_cache_dir,
 )
 from .imported import PREFIX, ImportedSet, place
 from .identity import (
@@ -141,7 +142,7 @@ def make_context(config: GridConfig, seed: int, num_classes: int, progress: Call
         surrogate_fn=lambda arch: surrogate_model(config, arch, progress),
         heldout_fn=lambda: _as_pair(heldout_split(config.dataset, config.data_root, config.preset)),
         split_fn=lambda: (
-            *_as_pair(load_dataset(config.dataset, True, config.data_root)),
+            *_as_pair(full_split(config.dataset, True, config.data_root)),
             split_positions(config.dataset, config.data_root, config.preset),
         ),
     )
@@ -356,7 +357,7 @@ def preflight(
         named[shown] = name
         plugin_identity(config.method(name), config.preset_obj)
         if name.startswith(PREFIX):  # an imported set is read and checked against the split now
-            split = load_dataset(config.dataset, True, config.data_root)
+            split = full_split(config.dataset, True, config.data_root)
             place(name[len(PREFIX):], split.images, split.labels)
     return cells
 

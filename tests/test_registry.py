@@ -1,17 +1,14 @@
 """Registries: decorator registration, refusal of duplicates, clear errors, entry-point plugins."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import textwrap
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from benchmark.plugins import Method
-from benchmark.registry import Registry, UnknownNameError, countermeasures, methods, models
+from benchmark.registry import UnknownNameError, countermeasures, methods, models
 
 
 def test_builtins_are_registered_in_table_order():
@@ -41,50 +38,39 @@ def test_expand_all_and_wildcards():
     assert countermeasures.names("jpeg*") == ["jpeg10", "jpeg50"]
 
 
-def _write_plugin_distribution(root: Path) -> None:
-    """A third-party distribution laid out as pip installs it: a module and a dist-info folder
-    whose entry_points.txt names the module under the uebench.methods group."""
-    (root / "thirdparty_ue.py").write_text(textwrap.dedent('''
-        from dataclasses import dataclass
-        from benchmark.plugins import Budget, Method
-        from benchmark.registry import register_method
+INVERT_ONE = '''
+    from dataclasses import dataclass
+    from benchmark.plugins import Budget, Method
+    from benchmark.registry import register_method
 
-        @register_method("invert-one")
-        @dataclass
-        class InvertOne(Method):
-            """Test plugin: shifts every value of the first channel by `step`/255."""
-            step: int = 4
-            budget = Budget("linf", 8 / 255)
+    @register_method("invert-one")
+    @dataclass
+    class InvertOne(Method):
+        """Test plugin: shifts every value of the first channel by `step`/255."""
+        step: int = 4
+        budget = Budget("linf", 8 / 255)
 
-            def generate(self, images, labels, ctx):
-                out = images.clone()
-                out[:, 0] = (out[:, 0].int() + self.step).clamp(0, 255).to(out.dtype)
-                return out
-    '''))
-    info = root / "thirdparty_ue-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-ue\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[uebench.methods]\ninvert-one = thirdparty_ue\n")
+        def generate(self, images, labels, ctx):
+            out = images.clone()
+            out[:, 0] = (out[:, 0].int() + self.step).clamp(0, 255).to(out.dtype)
+            return out
+'''
 
 
-def test_entry_point_plugin_is_discovered_and_runs(tmp_path, monkeypatch, data_root):
-    _write_plugin_distribution(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    assert "thirdparty_ue" not in sys.modules
-    Registry("method", "uebench.methods", "methods").names()  # discovery imports the entry point's module
-    assert "invert-one" in methods.names()  # whose decorator filed the plugin
-    methods._entries.pop("invert-one")
-    sys.modules.pop("thirdparty_ue")
+def test_entry_point_plugin_is_discovered_and_runs(installed_plugin, tmp_path, data_root):
+    installed_plugin("thirdparty_ue", INVERT_ONE, "uebench.methods", "invert-one = thirdparty_ue")
+    assert "invert-one" in methods.names()  # discovery imported the entry point's module, whose decorator filed it
+    assert methods.get("invert-one").distribution == {"name": "thirdparty_ue", "version": "1.0"}
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    listed = subprocess.run([sys.executable, "-m", "benchmark", "list", "methods"], env=env,
+    # a fresh process (and its workers) finds it through PYTHONPATH, as after `pip install`
+    listed = subprocess.run([sys.executable, "-m", "benchmark", "list", "methods"],
                             capture_output=True, text=True, check=True)
     assert "invert-one" in listed.stdout and "step=4" in listed.stdout
     run = subprocess.run(
         [sys.executable, "-m", "benchmark", "run", "--methods", "invert-one", "--no-clean", "--defenses", "none",
          "--preset", "smoke", "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"),
          "--data-root", data_root, "--no-progress"],
-        env=env, capture_output=True, text=True,
+        capture_output=True, text=True,
     )
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "run" / "leaderboard.csv").read_text().splitlines()[1].startswith("invert-one,")
