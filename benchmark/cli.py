@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from .imported import PREFIX, parse_budget
 from .plugins import Plugin, build
-from .presets import PRESETS, Preset, get_preset
+from .presets import PLUMBING_ONLY, PRESETS, Preset, get_preset
 from .registry import PluginLoadError, Registry, countermeasures, methods, models
 from .store import RunFolderBusy
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import torch
 
 LIST_KINDS = ("methods", "countermeasures", "models", "presets")
+LIST_ALIASES = {"defenses": "countermeasures"}  # the kind named as the old `run --defenses` flag
 
 
 def parse_plugin_args(items: list[str], registry: Registry, flag: str) -> dict[str, dict[str, str]]:
@@ -123,13 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
     parser.add_argument("--strict-plugins", action="store_true",
                         help="stop when an entry-point plugin fails to load (default: report it and go on)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run a method × countermeasure grid (resumable)")
     run.add_argument("--methods", default="all",
                      help="comma list of methods, 'all' (default) or file:PATH (an imported protected set)")
-    run.add_argument("--defenses", default="none", help="comma list of countermeasures or 'all' (default: none)")
-    run.add_argument("--preset", default="smoke", choices=list(PRESETS))
+    run.add_argument("--countermeasures", "--defenses", dest="countermeasures", default="none",
+                     help="comma list of countermeasures or 'all' (default: none)")
+    run.add_argument("--preset", default="smoke", choices=list(PRESETS),
+                     help="smoke (default): seconds per cell, its numbers only test the plumbing; quick: the CPU "
+                          "leaderboard; paper: the published protocol on a GPU (see `list presets`)")
     run.add_argument("--dataset", default="cifar10", help="cifar10, cifar100 or imagenet-subset")
     run.add_argument("--out", default=None, help="run folder (default: results/runs/DATASET-PRESET)")
     run.add_argument("--data-root", default=None, help="dataset folder (else $UEBENCH_DATA_ROOT, else the user cache)")
@@ -145,13 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     run.add_argument("--no-clean", action="store_true", help="do not add the clean reference row")
     run.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
-    run.add_argument("--defense-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
+    run.add_argument("--countermeasure-args", "--defense-args", dest="countermeasure_args", nargs="*", default=[],
+                     metavar="NAME.PARAM=VALUE")
     run.add_argument("--budget", nargs="*", default=[], metavar="NAME=NORM:RADIUS",
                      help="threat model of an imported set, checked like a plugin's: linf:8 (1/255), l2:1.0, l0:1")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     ls = sub.add_parser("list", help="list registered plugins and presets")
-    ls.add_argument("kind", nargs="?", choices=LIST_KINDS, help="one kind (default: all plugins)")
+    ls.add_argument("kind", nargs="?", choices=[*LIST_KINDS, *LIST_ALIASES], help="one kind (default: all)")
     ls.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE",
                     help="show the budget of methods built with these parameters")
     ls.add_argument("--names", default="*", metavar="PATTERN", help="only names matching this wildcard, e.g. 'dh*'")
@@ -160,8 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--device", default="auto", help="where `list models` measures: auto, cpu, cuda or cuda:N")
 
     lb = sub.add_parser("leaderboard", help="render leaderboard tables from run folders")
-    lb.add_argument("run_dirs", nargs="+", metavar="DIR")
-    lb.add_argument("--out", default=None, help="output folder (default: the first DIR)")
+    lb.add_argument("run_dirs", nargs="+", metavar="RUN", help="run folders or results .jsonl files")
+    lb.add_argument("--out", default=None, help="output folder (default: the first RUN, or its folder for a file)")
     lb.add_argument("--name", default="leaderboard", help="file stem: NAME.csv, NAME.md, NAME.png (default: leaderboard)")
     lb.add_argument("--with-rows", action="store_true", help="also write the rows rendered, one NAME.seedS.jsonl per seed")
 
@@ -177,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
 
     cmp = sub.add_parser("compare", help="our cells beside reference numbers, and the protocol's facts checked")
-    cmp.add_argument("run_dirs", nargs="+", metavar="DIR")
+    cmp.add_argument("run_dirs", nargs="+", metavar="RUN", help="run folders or results .jsonl files")
     cmp.add_argument("--reference", required=True, metavar="PATH.csv",
                      help="CSV of method,countermeasure,acc,source (e.g. references/cifar10-resnet18.csv)")
     cmp.add_argument("--out", default=None, metavar="FILE.md", help="also write the Markdown here")
@@ -198,19 +203,19 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         device=args.device,
         download=args.download,
         method_args=parse_plugin_args(args.method_args, methods, "--method-args"),
-        defense_args=parse_plugin_args(args.defense_args, countermeasures, "--defense-args"),
+        countermeasure_args=parse_plugin_args(args.countermeasure_args, countermeasures, "--countermeasure-args"),
         budgets=parse_budgets(args.budget),
     )
     out = Path(args.out or Path("results") / "runs" / f"{args.dataset}-{args.preset}")
-    defense_names = countermeasures.expand(args.defenses)
+    countermeasure_names = countermeasures.expand(args.countermeasures)
     victims = models.expand(args.models) if args.models is not None else [None]
     for flag, given, grid in (("--method-args", config.method_args, method_names),
-                              ("--defense-args", config.defense_args, defense_names)):
+                              ("--countermeasure-args", config.countermeasure_args, countermeasure_names)):
         for name in sorted(set(given) - set(grid)):
             print(f"warning: {flag} names {name!r}, which is not in this grid ({', '.join(grid)}); "
                   "its arguments are unused", file=sys.stderr)
     try:
-        summary = run_grid(method_names, defense_names, args.seeds, out, config, args.jobs, not args.no_progress,
+        summary = run_grid(method_names, countermeasure_names, args.seeds, out, config, args.jobs, not args.no_progress,
                            args.poison_ratios, victims)
     except KeyboardInterrupt:
         print(
@@ -222,6 +227,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     print(
         f"{summary.ran} cells run ({summary.failed} failed), {summary.skipped} already finished; "
         f"results in {out / 'results.jsonl'}, leaderboard in {out / 'leaderboard.md'}"
+        + (f"\n(preset {args.preset}: these numbers test the plumbing only; use --preset quick for results)"
+           if args.preset in PLUMBING_ONLY else "")
     )
     return 1 if summary.failed else 0
 
@@ -243,16 +250,21 @@ def _export(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
     strict, Registry.strict = Registry.strict, args.strict_plugins
     try:
         if args.command == "run":
             return _run(args, argv)
         if args.command == "list":
-            kinds = [args.kind] if args.kind else ["methods", "countermeasures", "models"]
+            kind = LIST_ALIASES.get(args.kind, args.kind)
+            kinds = [kind] if kind else list(LIST_KINDS)
             method_args = parse_plugin_args(args.method_args, methods, "--method-args")
             cost = None
-            if args.kind == "models":  # measured only when asked for by name: it takes a minute on a CPU
+            if kind == "models":  # measured only when asked for by name: it takes a minute on a CPU
                 from .runner import GridConfig
 
                 cost = (get_preset(args.preset), GridConfig(preset=args.preset, device=args.device).torch_device)
@@ -275,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from .leaderboard import write_leaderboard
 
-        for path in write_leaderboard(args.run_dirs, args.out or args.run_dirs[0], args.name, args.with_rows):
+        first = Path(args.run_dirs[0])
+        out = args.out or (first.parent if first.is_file() else first)
+        for path in write_leaderboard(args.run_dirs, out, args.name, args.with_rows):
             print(path)
         return 0
     except (KeyError, ValueError, FileNotFoundError, RunFolderBusy, PluginLoadError) as exc:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .identity import digest
+from .presets import PLUMBING_ONLY
 from .registry import countermeasures, methods
 from .store import read_rows
 
@@ -261,6 +262,9 @@ def _markdown(board: Leaderboard) -> str:
         "Final clean test accuracy (%) of a victim trained on the protected set with each countermeasure; "
         "lower is stronger protection. `worst` is the max over countermeasures (a method's rank), "
         "`mean` the average. Rows come from results.jsonl; regenerate with `python -m benchmark leaderboard`.\n\n"
+        + (f"> Preset `{board.preset}`: these numbers test the plumbing only (a tiny victim, a few epochs); "
+           "they say nothing about the methods. Use `--preset quick` or `paper` for results.\n\n"
+           if board.preset in PLUMBING_ONLY else "")
         + (f"> **Mixed provenance**: these rows may not be comparable.\n>\n{notes}\n" if notes else "")
         + f"{_table(board, board.mean)}\n{footnote}"
         # one seed has no spread to show; a table of zeros would read as perfect agreement
@@ -278,19 +282,28 @@ def _heatmap(board: Leaderboard, path: Path) -> None:
     data = board.mean
     values = data.to_numpy(dtype=float)
     text = _cells(board, data, missing=MISSING)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * data.shape[1], 1.2 + 0.45 * data.shape[0]))
+    fig, ax = plt.subplots(figsize=(1.5 + 0.75 * data.shape[1], 2.2 + 0.45 * data.shape[0]))
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
-    im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=0, vmax=100, aspect="auto")
+    finite = values[np.isfinite(values)]
+    # the colour scale spans the numbers shown (to the next 5 points), so 10 % and 30 % do not look alike
+    low, high = (5 * math.floor(finite.min() / 5), 5 * math.ceil(finite.max() / 5)) if finite.size else (0, 100)
+    high = max(high, low + 5)
+    im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=low, vmax=high, aspect="auto")
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
             value = values[i, j]
-            dark = not math.isnan(value) and value < 60
-            ax.text(j, i, text.iat[i, j], ha="center", va="center", color="white" if dark else "black", fontsize=8)
+            dark = not math.isnan(value) and value < (low + high) / 2
+            summary = data.columns[j] in SUMMARY_COLUMNS
+            ax.text(j, i, text.iat[i, j], ha="center", va="center", color="white" if dark else "black", fontsize=8,
+                    fontweight="bold" if summary else "normal")
+    summaries = sum(c in SUMMARY_COLUMNS for c in data.columns)
+    if summaries:  # a gap between the countermeasures and the summaries over them
+        ax.axvline(data.shape[1] - summaries - 0.5, color="white", linewidth=4)
     ax.set_xticks(range(data.shape[1]), data.columns, rotation=45, ha="right")
     ax.set_yticks(range(data.shape[0]), data.index)
     if board.incomplete.any():
         ax.set_xlabel("* incomplete row (grey cells): worst is only a lower bound", fontsize=8)
-    ax.set_title(board.title, fontsize=9)
+    ax.set_title(board.title + (" · plumbing only" if board.preset in PLUMBING_ONLY else ""), fontsize=9)
     fig.colorbar(im, ax=ax, label="clean test accuracy (%)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -379,7 +392,8 @@ def _inside(out: Path, filename: str) -> Path:
 def write_leaderboard(
     run_dirs: list[str | os.PathLike], out_dir: str | os.PathLike, name: str = "leaderboard", with_rows: bool = False
 ) -> list[Path]:
-    """Render OUT/NAME.{csv,md,png} (+ NAME_std.csv, NAME_status.csv) from the runs' rows, and with
+    """Render OUT/NAME.{csv,md,png} (+ NAME_status.csv, and NAME_std.csv where a cell has several seeds) from
+    the runs' rows, and with
     `with_rows` the rows rendered, one NAME.seedS.jsonl per seed; with several boards each file name
     gets a `-dataset-preset-model` suffix. Boards that differ only in the victim also give
     NAME_transfer.{csv,md}, and boards that differ only in the poisoning ratio NAME_ratios.png."""
@@ -390,9 +404,13 @@ def write_leaderboard(
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for board, stem in zip(boards, _stems(boards, name)):
-        paths = {part: _inside(out, f"{stem}{part}") for part in (".csv", "_std.csv", "_status.csv", ".md", ".png")}
+        parts = (".csv", "_std.csv", "_status.csv", ".md", ".png")
+        if board.seeds.max().max() <= 1:  # one seed has no spread; a table of zeros would read as agreement
+            parts = tuple(p for p in parts if p != "_std.csv")
+        paths = {part: _inside(out, f"{stem}{part}") for part in parts}
         board.mean.round(2).to_csv(paths[".csv"])
-        board.std.round(2).to_csv(paths["_std.csv"])
+        if "_std.csv" in paths:
+            board.std.round(2).to_csv(paths["_std.csv"])
         board.status.assign(incomplete=board.incomplete).to_csv(paths["_status.csv"])
         paths[".md"].write_text(_markdown(board))
         _heatmap(board, paths[".png"])

@@ -125,6 +125,8 @@ class Plugin:
 class Method(Plugin):
     """An unlearnable-example method: subclasses declare `budget` and implement `generate`."""
 
+    cost: ClassVar[float] = 1.0  # rough generation time, in trainings of the preset's victim (for the grid's ETA)
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         fixed = cls.__dict__.get("budget")
@@ -159,6 +161,9 @@ class Countermeasure(Plugin):
 
     family: ClassVar[str] = "none"
     cache_preprocess: ClassVar[bool] = False  # True for costly pre-processing worth keeping on disk
+    # Rough time per cell and of `prepare`, in trainings of the preset's victim under `none` (for the grid's ETA).
+    cost: ClassVar[float] = 1.0
+    prepare_cost: ClassVar[float] = 0.0
 
     def prepare(self, ctx: Context) -> None:
         """Once per run, before any cell: build what every cell of this countermeasure shares (a fitted

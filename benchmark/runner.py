@@ -3,6 +3,7 @@ victim) cell, store one row per cell."""
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 import traceback
@@ -27,7 +28,8 @@ from .identity import (
 from .metrics import BudgetError, perturbation_metrics
 from .plugins import Context, Countermeasure, Method, build
 from .pool import run_parallel
-from .presets import Preset, get_preset
+from .progress import GridProgress, clock
+from .presets import PLUMBING_ONLY, Preset, get_preset
 from .registry import countermeasures, methods, models
 from .row import Row
 from .store import RunLock, append_row, finished_ids
@@ -54,14 +56,14 @@ class GridConfig:
     device: str = "auto"
     download: bool = False
     method_args: dict[str, dict[str, str]] = field(default_factory=dict)
-    defense_args: dict[str, dict[str, str]] = field(default_factory=dict)
+    countermeasure_args: dict[str, dict[str, str]] = field(default_factory=dict)
     budgets: dict[str, str] = field(default_factory=dict)  # imported set's name → threat model (`linf:8`)
 
     def __post_init__(self) -> None:
         get_preset(self.preset)
         for name in self.method_args:
             self.method(name)  # bad parameter names or values fail here, before any work
-        for name in self.defense_args:
+        for name in self.countermeasure_args:
             self.countermeasure(name)
 
     @property
@@ -98,7 +100,7 @@ class GridConfig:
         return build(methods.get(name), self.method_args.get(name, {}))  # type: ignore[return-value]
 
     def countermeasure(self, name: str) -> Countermeasure:
-        return build(countermeasures.get(name), self.defense_args.get(name, {}))  # type: ignore[return-value]
+        return build(countermeasures.get(name), self.countermeasure_args.get(name, {}))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -305,11 +307,11 @@ class GridSummary:
 
 
 def expand_cells(
-    method_names: list[str], defense_names: list[str], seeds: list[int], ratios: list[float] = (1.0,),
+    method_names: list[str], countermeasure_names: list[str], seeds: list[int], ratios: list[float] = (1.0,),
     victims: list[str | None] = (None,),
 ) -> list[Cell]:
     return [Cell(m, d, s, r, v) for v in victims for r in ratios for s in seeds for m in method_names
-            for d in defense_names]
+            for d in countermeasure_names]
 
 
 def _check_writable(folder: Path, what: str) -> None:
@@ -322,13 +324,13 @@ def _check_writable(folder: Path, what: str) -> None:
 
 
 def preflight(
-    method_names: list[str], defense_names: list[str], seeds: list[int], run_dir: Path, config: GridConfig, jobs: int,
+    method_names: list[str], countermeasure_names: list[str], seeds: list[int], run_dir: Path, config: GridConfig, jobs: int,
     ratios: list[float] = (1.0,), victims: list[str | None] = (None,),
 ) -> list[Cell]:
     """Check everything a grid needs before any work, raising a clear error; returns its cells."""
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
-    for what, names, registry in (("methods", method_names, methods), ("countermeasures", defense_names, countermeasures)):
+    for what, names, registry in (("methods", method_names, methods), ("countermeasures", countermeasure_names, countermeasures)):
         if not names:
             raise ValueError(f"no {what} selected; valid {what}: {', '.join(registry.names())}")
     if not seeds:
@@ -346,8 +348,8 @@ def preflight(
     _check_writable(config.cache.root, "cache folder")
     for train in (True, False):  # a missing or corrupt dataset fails here, naming the file
         load_dataset(config.dataset, train, config.data_root, download=config.download)
-    cells = expand_cells(method_names, defense_names, seeds, list(ratios), list(victims))
-    for name in defense_names:  # settings that a preset cannot give (e.g. no table entry) fail here
+    cells = expand_cells(method_names, countermeasure_names, seeds, list(ratios), list(victims))
+    for name in countermeasure_names:  # settings that a preset cannot give (e.g. no table entry) fail here
         plugin_identity(config.countermeasure(name), config.preset_obj)
     named: dict[str, str] = {}
     for name in method_names:
@@ -364,7 +366,7 @@ def preflight(
 
 def run_grid(
     method_names: list[str],
-    defense_names: list[str],
+    countermeasure_names: list[str],
     seeds: list[int],
     out: str | os.PathLike,
     config: GridConfig,
@@ -374,69 +376,133 @@ def run_grid(
     victims: list[str | None] = (None,),
 ) -> GridSummary:
     """Run every pending cell, appending a row per finished cell to OUT/results.jsonl, then render
-    OUT/leaderboard.*; cells already `ok` in OUT are skipped (resume). One run per folder at a time."""
+    OUT/leaderboard.*; cells already `ok` in OUT are skipped (resume). One run per folder at a time.
+    With `show_progress`: a plan with an ETA first, then a bar on a terminal or one line per finished item."""
     from .leaderboard import write_leaderboard
 
     run_dir = Path(out)
-    cells = preflight(method_names, defense_names, seeds, run_dir, config, jobs, ratios, victims)
-    progress: Callable[..., Any] = tqdm if show_progress else _quiet
+    cells = preflight(method_names, countermeasure_names, seeds, run_dir, config, jobs, ratios, victims)
+    progress: Callable[..., Any] = tqdm if show_progress and sys.stderr.isatty() else _quiet  # plugins' own bars
     failed = 0
-
-    def record(row: dict[str, Any]) -> None:
-        nonlocal failed
-        append_row(run_dir, row)
-        failed += row["status"] != "ok"
 
     with RunLock(run_dir):
         done = finished_ids(run_dir)
         pending = [c for c in cells if c.cell_id(config) not in done]
+        sets = sorted({(c.method, c.seed) for c in pending})
+        prepares = sorted({c.countermeasure for c in pending})
+        plan = _plan(config, pending, sets, prepares) if show_progress and pending else None
+        meter = None
+        if plan is not None:
+            print(_plan_text(config, len(cells), len(pending), plan, jobs), file=sys.stderr, flush=True)
+            heavy = sum(v > 0 for v in plan.prepares.values())
+            meter = GridProgress(sum(plan.sets.values()) + sum(plan.prepares.values()), sum(plan.cells.values()),
+                                 len(sets) + heavy, len(pending))
+
+        def record(cell: Cell, row: dict[str, Any]) -> None:
+            nonlocal failed
+            append_row(run_dir, row)
+            failed += row["status"] != "ok"
+            if meter is not None:
+                outcome = f"{100 * row['final_acc']:.1f}%" if row["status"] == "ok" else row["status"]
+                meter.advance("cell", plan.cells[cell], f"{row['cell_id'].rsplit('/', 1)[0]}: {outcome}")
 
         # Shared artifacts first, in this process, so that parallel cells only read them: each protected set
         # once per (method, seed), then what each countermeasure shares across cells (a fitted DDPM).
         errors: dict[Any, BaseException] = {}
         fresh = set()
-        for method_name, seed in progress(sorted({(c.method, c.seed) for c in pending}), desc="generate", unit="set"):
+        for method_name, seed in sets:
+            t0 = time.perf_counter()
             try:
                 _, gen = protected_set(config, method_name, seed, progress)
                 if not gen["cached"]:
                     fresh.add((method_name, seed))
+                outcome = "cached" if gen["cached"] else f"generated in {clock(time.perf_counter() - t0)}"
             except Exception as exc:
                 errors[(method_name, seed)] = exc
+                outcome = f"failed: {type(exc).__name__}"
+            if meter is not None:
+                meter.advance("artifact", plan.sets[(method_name, seed)], f"protected set {method_name} seed {seed} {outcome}")
         num_classes = load_splits(config.dataset, config.data_root, config.preset)[0].num_classes
-        for name in sorted({c.countermeasure for c in pending}):
+        for name in prepares:
+            t0 = time.perf_counter()
             try:
                 config.countermeasure(name).prepare(make_context(config, 0, num_classes, progress))
+                outcome = f"ready in {clock(time.perf_counter() - t0)}"
             except Exception as exc:
                 errors[name] = exc
+                outcome = f"failed: {type(exc).__name__}"
+            if meter is not None and plan.prepares[name] > 0:  # the others prepare nothing worth a line
+                meter.advance("artifact", plan.prepares[name], f"countermeasure {name} {outcome}")
 
         runnable = []
         for cell in pending:
             exc = errors.get((cell.method, cell.seed)) or errors.get(cell.countermeasure)
             if exc is not None:
-                record(failed_row(cell, config, exc))
+                record(cell, failed_row(cell, config, exc))
             else:
                 runnable.append(cell)
 
-        bar = progress(total=len(runnable), desc="grid", unit="cell") if show_progress else None
+        if meter is not None:
+            meter.cells_started()
         try:
             if jobs <= 1:
                 for cell in runnable:
-                    record(_run_task((cell, config, frozenset(fresh))))
-                    if bar is not None:
-                        bar.update()
+                    record(cell, _run_task((cell, config, frozenset(fresh))))
             else:
                 threads = max(1, (os.cpu_count() or 1) // jobs)
                 tasks = [(cell, config, frozenset(fresh)) for cell in runnable]
                 for (cell, _, _), result in run_parallel(_run_task, tasks, jobs, threads):
-                    record(failed_row(cell, config, result) if isinstance(result, BaseException) else result)
-                    if bar is not None:
-                        bar.update()
+                    record(cell, failed_row(cell, config, result) if isinstance(result, BaseException) else result)
         finally:
-            if bar is not None:
-                bar.close()
+            if meter is not None:
+                meter.close()
         if finished_ids(run_dir):
             write_leaderboard([run_dir], run_dir)
     return GridSummary(run_dir, ran=len(pending), skipped=len(cells) - len(pending), failed=failed)
+
+
+@dataclass
+class Plan:
+    """Estimated seconds of each piece of pending work, and the victims' measured training time."""
+
+    sets: dict[tuple[str, int], float]
+    prepares: dict[str, float]
+    cells: dict[Cell, float]
+    victim_s: dict[str, float]  # one training under `none`, measured here
+    cached: int  # protected sets already in the cache
+
+
+def _plan(config: GridConfig, pending: list[Cell], sets: list[tuple[str, int]], prepares: list[str]) -> Plan:
+    """Estimates from the plugins' cost hints and each victim's training time measured on this device."""
+    from .cost import measure_model
+
+    p = config.preset_obj
+    victims = sorted({c.victim(config) for c in pending} | {p.model})
+    victim_s = {v: measure_model(v, p, config.torch_device).cell_s for v in victims}
+    cached = {s for s in sets if config.cache.paths("protected", spec_key(protected_spec(config, *s)))[0].exists()}
+    return Plan(
+        sets={s: 0.0 if s in cached else config.method(s[0]).cost * victim_s[p.model] for s in sets},
+        prepares={n: config.countermeasure(n).prepare_cost * victim_s[p.model] for n in prepares},
+        cells={c: config.countermeasure(c.countermeasure).cost * victim_s[c.victim(config)] for c in pending},
+        victim_s=victim_s, cached=len(cached),
+    )
+
+
+def _plan_text(config: GridConfig, total: int, pending: int, plan: Plan, jobs: int) -> str:
+    """What the grid is about to do and roughly how long it takes."""
+    p = config.preset_obj
+    estimate = sum(plan.sets.values()) + sum(plan.prepares.values()) + sum(plan.cells.values())
+    victims = ", ".join(f"{v} {s:.0f} s" for v, s in plan.victim_s.items())
+    lines = [
+        f"preset {p.name}: {p.summary}",
+        f"{total} cells: {pending} to run, {total - pending} already finished; {len(plan.sets)} protected set(s) "
+        f"({plan.cached} cached), {sum(v > 0 for v in plan.prepares.values())} countermeasure(s) to prepare",
+        f"estimated time: about {clock(estimate)} at --jobs {jobs} (one victim training measured here: {victims}; "
+        "the rest from rough per-plugin cost hints, refined as cells finish)",
+    ]
+    if p.name in PLUMBING_ONLY:
+        lines.append(f"preset {p.name}: the numbers test the plumbing only; use --preset quick for results")
+    return "\n".join(lines)
 
 
 def _now() -> str:

@@ -166,6 +166,8 @@ class UEraser(Countermeasure):
     on every batch; in the first 30% of the epochs each image gets `repeats` augmented copies and its loss is
     the largest of theirs (UEraser's adversarial augmentation). It is a loss, so it overrides training_step."""
 
+    cost = 3.3
+
     repeats: int = 5
     repeat_fraction: float = 0.3  # UEraser trains 200 epochs and repeats in the first 60
     family = "augmentation"

@@ -133,6 +133,8 @@ class DVAE(Countermeasure):
     after stage 1.
     """
 
+    cost = 3.5
+
     rate: float = 1.0
     rate2: float = 3.0
     kl_weight: float = 0.01
@@ -244,6 +246,9 @@ class DiffusionPurification(Countermeasure):
     i.e. the full chain); `eta` 1 adds the DDPM posterior noise at each step, 0 is deterministic DDIM.
     """
 
+    cost = 3.0
+    prepare_cost = 30.0  # the DDPM fit, once per run (cached after)
+
     t_star: int = 100
     steps: int = 0
     eta: float = 1.0
@@ -309,7 +314,7 @@ class DiffusionPurification(Countermeasure):
             raise ValueError(
                 f"diffusion needs clean images disjoint from the training set to train its DDPM, and the "
                 f"{ctx.preset.name!r} preset trains on the whole training split; give a pretrained diffusers "
-                "UNet2DModel folder with --defense-args diffusion.checkpoint=PATH"
+                "UNet2DModel folder with --countermeasure-args diffusion.checkpoint=PATH"
             )
         scale = _for_preset(DDPM_SCALES, ctx.preset, "diffusion's DDPM")
         spec = {"heldout": tensor_digest(heldout), "scale": dataclasses.asdict(scale), "t_max": self.t_star,

@@ -19,6 +19,8 @@ from benchmark.seeding import global_rng_from
 class AdversarialTraining(Countermeasure):
     """Madry adversarial training: each batch replaced by PGD (L∞ 8/255, step 2/255, 10 steps, random start)."""
 
+    cost = 7.7
+
     eps: float = 8.0  # in 1/255 units
     alpha: float = 2.0  # step size, in 1/255 units
     steps: int = 10

@@ -14,6 +14,8 @@ from benchmark.registry import register_method
 class Clean(Method):
     """Unmodified training set: the reference row of every leaderboard."""
 
+    cost = 0.0
+
     budget = Budget("linf", 0.0)
 
     def generate(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:

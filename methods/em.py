@@ -132,11 +132,15 @@ class _MinMin(Method):
 class ErrorMinimizing(_MinMin):
     """Error-minimizing noise, sample-wise, L∞ 8/255: min-min until the crafting model fits it (error < 1%)."""
 
+    cost = 16.0
+
 
 @register_method("em-classwise")
 @dataclass
 class ErrorMinimizingClasswise(_MinMin):
     """Error-minimizing noise, one pattern per class, L∞ 8/255: min-min until the crafting error < 10%."""
+
+    cost = 25.0
 
     stop_error: float = 0.1
     classwise: ClassVar[bool] = True

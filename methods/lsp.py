@@ -39,6 +39,8 @@ def gaussian_clusters(counts: list[int], dim: int, class_sep: float, gen: torch.
 class LinearSeparablePerturbation(Method):
     """Linear-separable synthetic perturbations: class-wise Gaussian clusters as patch noise, L2 1.30."""
 
+    cost = 0.1
+
     class_sep: float = 10.0
     patch_size: int = 0  # 0: 8 for images up to 64 px, 32 above (the paper's ImageNet setting)
 

@@ -28,6 +28,8 @@ def class_scores(images: torch.Tensor) -> torch.Tensor:
 class OnePixelShortcut(Method):
     """One-Pixel Shortcut: per class, one pixel set to the corner colour that stands out most (no model)."""
 
+    cost = 0.1
+
     budget = Budget("l0", 1)
 
     def generate(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:

@@ -24,6 +24,8 @@ PGD_BATCH = 500
 class TargetedAdversarialPoisoning(Method):
     """Targeted adversarial poisoning, L∞ 8/255: PGD on a clean surrogate towards label (y+1) mod C."""
 
+    cost = 11.0  # with the surrogate's training
+
     eps: float = 8.0  # L∞ radius in 1/255 steps
     steps: int = 0  # PGD steps (0: the preset's)
     step_size: float = 0.0  # in 1/255 (0: the preset's)

@@ -72,7 +72,7 @@ def test_cell_ids_end_in_a_full_sha256(config):
 
 def test_a_countermeasure_parameter_reuses_the_protected_set_but_not_the_cell(config):
     first = run_cell(Cell("ops", "jpeg10", 0), config)
-    other = dataclasses.replace(config, defense_args={"jpeg10": {"quality": "20"}})
+    other = dataclasses.replace(config, countermeasure_args={"jpeg10": {"quality": "20"}})
     second = run_cell(Cell("ops", "jpeg10", 0), other)
     assert second["generation_cached"] and second["cell_id"] != first["cell_id"]
     assert second["method_id"] == first["method_id"] and second["countermeasure_id"] != first["countermeasure_id"]

@@ -62,7 +62,15 @@ def test_markdown_shows_the_spread_only_when_there_is_more_than_one_seed(tmp_pat
         write_leaderboard([run], run)
         md = (run / "leaderboard.md").read_text()
         assert ("Standard deviation over seeds" in md) is expected
+        assert (run / "leaderboard_std.csv").exists() is expected
         assert f"· {len(seeds)} seed" in md and "Mixed provenance" not in md and "*" not in md
+        assert "these numbers test the plumbing only" in md  # the rows are smoke rows
+
+
+def test_only_smoke_boards_say_plumbing_only(tmp_path):
+    run = _write(tmp_path / "run", [_row("ops", "none", 0, 0.2, preset="quick", preset_id=_id("quick"))])
+    write_leaderboard([run], run)
+    assert "plumbing" not in (run / "leaderboard.md").read_text()
 
 
 def test_a_default_and_a_non_default_configuration_are_two_rows_of_one_seed(tmp_path):
@@ -144,7 +152,7 @@ def test_row_fields_cannot_write_outside_the_out_folder(tmp_path):
                                                model="..", cell_id="evil")]
     out = tmp_path / "a" / "b" / "out"
     written = write_leaderboard([_write(tmp_path / "run", rows)], out, with_rows=True)
-    assert len(written) == 2 * 6
+    assert len(written) == 2 * 5  # per board: csv, status, md, png and the seed-0 rows
     assert all(p.resolve().parent == out.resolve() for p in written)
     assert {p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*") if p.is_file()} == {"a", "run"}
     assert {p.relative_to(out).as_posix() for p in out.rglob("*")} == {p.name for p in written}
@@ -167,7 +175,7 @@ def test_presets_sharing_a_name_get_separate_boards_with_a_short_id(tmp_path):
     boards = build_leaderboards(rows)
     assert sorted(b.preset_label for b in boards) == sorted(f"smoke@{_id(p)[:6]}" for p in ("smoke", "smoke v2"))
     written = write_leaderboard([_write(tmp_path / "run", rows)], tmp_path / "out")
-    assert len({p.name for p in written}) == len(written) == 2 * 5
+    assert len({p.name for p in written}) == len(written) == 2 * 4  # one seed: no _std.csv
 
 
 def test_published_rows_render_back_to_the_same_table(tmp_path):

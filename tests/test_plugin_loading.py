@@ -102,5 +102,5 @@ def test_arguments_for_a_plugin_outside_the_grid_are_reported(tmp_path, data_roo
     assert main(["run", "--preset", "smoke", "--methods", "ops", "--no-clean", "--defenses", "none",
                  "--defense-args", "jpeg10.quality=20", "--out", str(tmp_path / "run"), "--cache-dir",
                  str(tmp_path / "cache"), "--data-root", data_root, "--device", "cpu", "--no-progress"]) == 0
-    assert "--defense-args names 'jpeg10', which is not in this grid (none); its arguments are unused" in (
+    assert "--countermeasure-args names 'jpeg10', which is not in this grid (none); its arguments are unused" in (
         capsys.readouterr().err)

@@ -58,6 +58,8 @@ FOLDER_PARAMS = ("semantic_folder",)
 class _DeepHiding(Method):
     """Shared by `dh` and `dh-8`: train the hiding network, hide one class semantic image per image."""
 
+    cost = 20.0  # with the hiding network's training, which dh and dh-8 share
+
     eps: float = 0.0  # L∞ bound of the perturbation in 1/255 steps, in training and generation (0: none)
     blocks: int = 0  # coupling blocks (0: the preset's)
     width: int = 0  # channels per dense-subnet layer (0: the preset's)
