@@ -152,7 +152,12 @@ def _pair(table: pd.DataFrame, method: str, countermeasure: str, share: float) -
     base, after = _get(table, method, "none"), _get(table, method, countermeasure)
     if math.isnan(base) or math.isnan(after):
         return "–"
-    return f"{base:.1f} → {after:.1f}" + ("" if math.isnan(share) else f" ({share:.2f})")
+    if math.isnan(share):
+        return f"{base:.1f} → {after:.1f}"
+    shown = f"{share:.2f}"
+    if (float(shown) >= RESTORED) != (share >= RESTORED):  # 0.499 must not read as 0.50 beside a MISS
+        shown = f"{math.floor(share * 1000) / 1000:.3f}"
+    return f"{base:.1f} → {after:.1f} ({shown})"
 
 
 def render_markdown(result: Comparison, reference_name: str) -> str:

@@ -18,7 +18,7 @@ def _doc(text: str, default: Any = None) -> Any:
 class Row:
     """A finished or failed cell. Accuracies are fractions in [0, 1]; ids are full SHA-256 hex digests."""
 
-    cell_id: str = _doc("dataset/preset/model/method/countermeasure/seedS/ + the SHA-256 of `identity`")
+    cell_id: str = _doc("dataset/preset/model/method/countermeasure/seedS/ (+ ratioR/ below ratio 1) + the SHA-256 of `identity`")
     config_id: str = _doc("SHA-256 of `identity` without the seed: rows that differ only in seed share it")
     status: str = _doc("`ok` or `failed`")
     dataset: str = _doc("dataset name")
@@ -75,3 +75,8 @@ class Row:
 def schema_table() -> list[tuple[str, str]]:
     """(field, description) of every row field, in order: the documented schema, generated from the code."""
     return [(f.name, f.metadata["doc"]) for f in dataclasses.fields(Row)]
+
+
+def schema_markdown() -> str:
+    """The schema as the Markdown table in docs/results.md (a test keeps the two equal)."""
+    return "\n".join(["| field | meaning |", "|---|---|", *(f"| `{name}` | {doc} |" for name, doc in schema_table())])

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from benchmark.cli import main
-from benchmark.compare import compare, read_reference, recovery
+from benchmark.compare import _pair, compare, read_reference, recovery
 
 REFERENCE = Path(__file__).resolve().parents[1] / "references" / "cifar10-resnet18.csv"
 BUDGETS = {"clean": "unbounded", "em": "L∞ ≤ 8/255", "tap": "L∞ ≤ 8/255", "lsp": "L2 ≤ 1.304", "ops": "L0 ≤ 1 pixel"}
@@ -58,3 +58,11 @@ def test_cli_prints_and_writes_the_comparison(tmp_path, capsys):
     assert "11 of 11 reproduced" in text and (tmp_path / "cmp.md").read_text() + "\n" == text
     assert main(["compare", str(run), "--reference", str(tmp_path / "nope.csv")]) == 2
     assert "no reference file" in capsys.readouterr().err
+
+
+def test_a_share_just_under_the_threshold_never_reads_as_reaching_it():
+    table = pd.DataFrame({"none": [60.0, 20.0], "grayscale": [60.0, 39.98]}, index=["clean", "em"])
+    share = recovery(table, "em", "grayscale")
+    assert share < 0.5
+    assert "20.0 → 40.0 (0.499)" in _pair(table, "em", "grayscale", share)
+    assert _pair(table, "em", "grayscale", 0.8765).endswith("(0.88)")

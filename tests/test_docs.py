@@ -1,0 +1,67 @@
+"""The documentation stays true: every relative link resolves (file and heading), the row schema in
+docs/results.md is the one the code defines, and the README stays a landing page."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from benchmark.row import schema_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", ROOT / "results" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _prose(text: str) -> str:
+    """The text without fenced code blocks and inline code, where brackets are not links."""
+    return re.sub(r"`[^`\n]*`", "", re.sub(r"```.*?```", "", text, flags=re.S))
+
+
+def anchors(page: Path) -> set[str]:
+    """The heading anchors the repository host makes: lowercase, punctuation dropped, spaces to '-',
+    a repeated heading suffixed -1, -2, ..."""
+    found: set[str] = set()
+    seen: dict[str, int] = {}
+    for heading in re.findall(r"^#{1,6}\s+(.+?)\s*$", re.sub(r"```.*?```", "", page.read_text(), flags=re.S), re.M):
+        text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.replace("`", ""))
+        slug = re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
+        found.add(slug if slug not in seen else f"{slug}-{seen[slug]}")
+        seen[slug] = seen.get(slug, 0) + 1
+    return found
+
+
+def links(page: Path) -> list[str]:
+    return [t for t in re.findall(r"\]\(([^)\s]+)\)", _prose(page.read_text())) if not re.match(r"^[a-z]+:", t)]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_resolves(page):
+    broken = []
+    for target in links(page):
+        path, _, anchor = target.partition("#")
+        dest = (page.parent / path).resolve() if path else page
+        if not dest.exists():
+            broken.append(f"{target} (no such file)")
+        elif anchor and (dest.suffix != ".md" or anchor not in anchors(dest)):
+            broken.append(f"{target} (no heading #{anchor})")
+    assert not broken, f"{page.relative_to(ROOT)}: {broken}"
+
+
+def test_anchors_follow_the_hosts_rules(tmp_path):
+    page = tmp_path / "p.md"
+    page.write_text("# Leaderboard: CIFAR-10, quick preset\n## `dh` and `dh-8`\n```\n# not a heading\n```\n## FAQ\n## FAQ\n")
+    assert anchors(page) == {"leaderboard-cifar-10-quick-preset", "dh-and-dh-8", "faq", "faq-1"}
+
+
+def test_the_documented_row_schema_is_the_codes():
+    text = (ROOT / "docs" / "results.md").read_text()
+    documented = text.split("<!-- schema:start -->\n", 1)[1].split("<!-- schema:end -->", 1)[0]
+    assert documented.strip() == schema_markdown(), "regenerate it with benchmark.row.schema_markdown()"
+
+
+def test_the_readme_is_a_landing_page():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        assert f"(docs/{page.name})" in readme, f"README does not link docs/{page.name}"
