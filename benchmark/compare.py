@@ -25,7 +25,7 @@ REFERENCE_COLUMNS = ("method", "countermeasure", "acc", "source")
 
 @dataclass(frozen=True)
 class Fact:
-    """A qualitative claim of PROTOCOL.md: `countermeasure` restores (or not) the selected methods."""
+    """A qualitative claim of the protocol (docs/compare.md): `countermeasure` restores (or not) the selected methods."""
 
     text: str
     countermeasure: str

@@ -19,7 +19,7 @@ from .attacks import WarmStartPGD, accuracy, batches, quantize, toward
 # min-min rounds. The paper's 20 steps of 0.8/255 become 10 of 1.6/255 (same path length) on CPU
 # presets; every preset keeps the paper's 10 model steps of batch 512 per round. More model steps
 # per round (50 at quick) let the crafting model fit real features within 3 rounds, and the noise
-# that stopped the loop was luminance noise that grayscale could not remove (README, EM fidelity).
+# that stopped the loop was luminance noise that grayscale could not remove (docs/methods.md, "EM's schedule").
 SCHEDULE: dict[str, tuple[int, float, int, int]] = {
     "smoke": (10, 1.6, 10, 20), "quick": (10, 1.6, 10, 20), "paper": (20, 0.8, 10, 200),
 }

@@ -17,7 +17,7 @@ from benchmark.seeding import global_rng_from
 from benchmark.registry import countermeasures
 from benchmark.runner import Cell, GridConfig, run_cell
 
-# PROTOCOL.md's table.
+# The protocol's countermeasures and their families, in its order (docs/countermeasures.md).
 PROTOCOL_FAMILIES = {
     "none": "none", "cutout": "augmentation", "cutmix": "augmentation", "mixup": "augmentation",
     "autoaugment": "augmentation", "ueraser": "augmentation", "gaussian_blur": "pre-processing",

@@ -1,5 +1,5 @@
 """Efficacy at the quick preset: OPS and LSP lower clean test accuracy against clean training,
-for every seed. The margins are below what the runs show (see the README) to absorb seed noise."""
+for every seed. The margins are below what the runs show (docs/results.md) to absorb seed noise."""
 from __future__ import annotations
 
 import pytest

@@ -12,7 +12,7 @@ from benchmark.registry import methods
 from benchmark.runner import _quiet, load_splits, make_context, run_grid
 from benchmark.store import read_rows
 
-MARGIN = 8.0  # required drop in points below clean/none at smoke (measured: see the README)
+MARGIN = 8.0  # required drop in points below clean/none at smoke (measured: docs/methods.md)
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ SCHEDULE: dict[str, tuple[int, int, int, int, float, int, float]] = {
     "paper": (16, 32, 5, 20000, 1e-3, 4, 1.0),
 }
 CLASSES_PER_BATCH = 10
-LFC_WEIGHT = 0.1  # ours: the paper's 1e-4 has no measurable effect next to our per-element MSEs (README)
+LFC_WEIGHT = 0.1  # ours: the paper's 1e-4 has no measurable effect next to our per-element MSEs (docs/dh.md, deviations)
 ASSIGNMENTS = ("class", "random")
 STREAM_ASSIGN, STREAM_REVEAL = "dh/assign", "dh/reveal"  # ctx.generator streams
 
