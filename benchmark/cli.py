@@ -1,4 +1,5 @@
-"""`python -m benchmark`: run a grid, list plugins and presets, render leaderboards, compare with references."""
+"""`python -m benchmark`: run a grid, list plugins and presets, render leaderboards, compare with references, export a
+protected set, check the GPU path."""
 from __future__ import annotations
 
 import argparse
@@ -186,6 +187,41 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--reference", required=True, metavar="PATH.csv",
                      help="CSV of method,countermeasure,acc,source (e.g. references/cifar10-resnet18.csv)")
     cmp.add_argument("--out", default=None, metavar="FILE.md", help="also write the Markdown here")
+
+    gpu = sub.add_parser("check-gpu", help="measure the CUDA path: paper-preset throughput, memory, adversarial "
+                                           "training's cost, the projected grid time (--dh: Semantic Deep Hiding)")
+    gpu.add_argument("--epochs", type=int, default=3, metavar="N",
+                     help="epochs of each timed paper-preset training (default: 3)")
+    gpu.add_argument("--train-size", type=int, default=50_000, metavar="N",
+                     help="training images (default: 50000); real CIFAR-10 when the data root holds it, else random "
+                          "uint8 images of its shape (throughput does not depend on the pixels)")
+    gpu.add_argument("--test-size", type=int, default=10_000, metavar="N", help="test images (default: 10000)")
+    gpu.add_argument("--jobs", default="2,4", metavar="N,N,...",
+                     help="numbers of cells to time at once on the GPU, as `run --jobs N` does ('' for none; "
+                          "default: 2,4)")
+    gpu.add_argument("--parity-npz", default=None, metavar="FILE.npz",
+                     help="also train on these real CIFAR-10 images with and without CUDA graphs and compare "
+                          "accuracies; written from the data root when missing")
+    gpu.add_argument("--parity-epochs", type=int, default=15, metavar="N",
+                     help="epochs of the parity trainings (default: 15)")
+    gpu.add_argument("--methods", type=int, default=0, metavar="N",
+                     help="grid rows for the projection (default: the registered methods)")
+    gpu.add_argument("--countermeasures", type=int, default=0, metavar="N",
+                     help="grid columns for the projection, none included (default: the registered ones)")
+    gpu.add_argument("--model", default=None, metavar="NAME",
+                     help="victim to time (default: the paper preset's, resnet18); e.g. tinycnn for a fast dry run")
+    gpu.add_argument("--dh", action="store_true",
+                     help="check Semantic Deep Hiding instead: dh and dh-8 end to end on synthetic images, then the "
+                          "paper-size hiding network's step and generation times (its own report)")
+    gpu.add_argument("--dh-steps", type=int, default=200, metavar="N",
+                     help="with --dh: hiding-network training steps, end to end and timed at paper size (default: 200)")
+    gpu.add_argument("--dh-images", type=int, default=50_000, metavar="N",
+                     help="with --dh: synthetic images the paper-size network hides, timed (default: 50000)")
+    gpu.add_argument("--device", default="cuda",
+                     help="cuda (default) or cuda:N; cpu for a dry run whose numbers say nothing about a GPU")
+    gpu.add_argument("--data-root", default=None, metavar="PATH",
+                     help="dataset folder (else $UEBENCH_DATA_ROOT, else the user cache)")
+    gpu.add_argument("--out", default=None, metavar="FILE.json", help="also write the measurements as JSON here")
     return parser
 
 
@@ -284,6 +320,21 @@ def main(argv: list[str] | None = None) -> int:
             if args.out:
                 Path(args.out).write_text(text)
             print(text)
+            return 0
+        if args.command == "check-gpu":
+            import json
+
+            from .gpu_check import check_dh, check_gpu, parse_jobs, resolve_device
+
+            device = resolve_device(args.device)
+            if args.dh:
+                report = check_dh(device, args.dh_steps, args.dh_images)
+            else:
+                report = check_gpu(device, args.epochs, args.train_size, args.test_size, parse_jobs(args.jobs),
+                                   args.data_root, args.parity_npz, args.parity_epochs, args.methods,
+                                   args.countermeasures, args.model)
+            if args.out:
+                Path(args.out).write_text(json.dumps(report, indent=1))
             return 0
         from .leaderboard import write_leaderboard
 

@@ -1,0 +1,338 @@
+"""The `check-gpu` command: CUDA-path speed, memory and projected grid time; with `--dh`, Semantic Deep Hiding's."""
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing as mp
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data import DatasetNotFoundError, ImageSet, load_dataset
+from .models import create_model
+from .plugins import Context, Countermeasure
+from .presets import Preset, get_preset
+from .registry import countermeasures, methods, models
+from .training import train_victim
+
+# (label, bf16 autocast, channels_last, CUDA graph); the first is what the engine does on CUDA.
+VARIANTS = [
+    ("bf16 + channels_last + CUDA graph", True, True, True),
+    ("bf16 + channels_last", True, True, False),
+    ("bf16 NCHW + CUDA graph", True, False, True),
+    ("fp32 NCHW", False, False, False),
+]
+WARM_UP_IMAGES = 2048  # one epoch on these before each timed run: cuDNN autotuning, allocator growth
+WARM_UP_TEST = 256
+ADV_IMAGES = 10_000  # the adversarial-training cost factor is timed on one epoch over at most these
+ADV_TEST = 256  # test images of that epoch's evaluation (kept small: it is timed with the epoch)
+PARITY_TRAIN, PARITY_TEST = 10_000, 2_000
+DH_IMAGES = 1000  # synthetic training images of the DH end-to-end runs (100 per class)
+PAPER_CELL_IMAGES = 50_000  # CIFAR-10's training split: what one paper cell trains on per epoch
+
+
+def resolve_device(name: str) -> torch.device:
+    """The device to check: `cuda`, `cuda:N`, or `cpu` for a dry run; no GPU is an error unless `cpu`."""
+    if name != "cpu" and name != "cuda" and not name.startswith("cuda:"):
+        raise ValueError(f"unknown device {name!r}; valid devices: cuda, cuda:N, cpu (a dry run)")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"check-gpu measures the CUDA path, but torch {torch.__version__} sees no GPU "
+                             "(torch.cuda.is_available() is False); pass --device cpu for a dry run")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) visible")
+    return device
+
+
+def parse_jobs(text: str) -> list[int]:
+    """`2,4` → [2, 4]; '' → [] (no concurrent measurement)."""
+    try:
+        jobs = [int(j) for j in text.split(",") if j.strip()]
+    except ValueError:
+        raise ValueError(f"--jobs expects cell counts separated by commas (or '' for none), got {text!r}") from None
+    if any(j < 1 for j in jobs):
+        raise ValueError(f"--jobs counts must be ≥ 1, got {text!r}")
+    return jobs
+
+
+def cifar_or_random(data_root: str | None, train_size: int, test_size: int) -> tuple[ImageSet, ImageSet, str]:
+    """Real CIFAR-10 if present, else random images and labels of the same shape."""
+    try:
+        train = load_dataset("cifar10", True, data_root, download=False)
+        test = load_dataset("cifar10", False, data_root, download=False)
+        return (ImageSet(train.images[:train_size], train.labels[:train_size], train.classes),
+                ImageSet(test.images[:test_size], test.labels[:test_size], test.classes), "CIFAR-10")
+    except DatasetNotFoundError:
+        gen = torch.Generator().manual_seed(0)
+        classes = [str(c) for c in range(10)]
+
+        def random_set(n: int) -> ImageSet:
+            return ImageSet(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=gen),
+                            torch.randint(0, 10, (n,), generator=gen), classes)
+
+        return random_set(train_size), random_set(test_size), "random uint8 (CIFAR-10 shape)"
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _quiet(it: Any = None, **kw: Any) -> Any:
+    """A progress-bar factory that shows nothing."""
+    return it
+
+
+def _one_epoch(preset: Preset) -> Preset:
+    return dataclasses.replace(preset, epochs=1, eval_every=1)
+
+
+def _warm_up(train: ImageSet, test: ImageSet, preset: Preset, cm: Countermeasure, device: torch.device,
+             victim: str | None, **options: Any) -> None:
+    train_victim(train.images[:WARM_UP_IMAGES], train.labels[:WARM_UP_IMAGES], test.images[:WARM_UP_TEST],
+                 test.labels[:WARM_UP_TEST], 10, _one_epoch(preset), cm, 0, device, victim=victim, **options)
+
+
+def variant_row(train: ImageSet, test: ImageSet, preset: Preset, device: torch.device, amp: bool,
+                channels_last: bool, cuda_graph: bool, victim: str | None = None, real: bool = False) -> dict[str, Any]:
+    """Images per second, wall time, peak memory (CUDA) and test accuracy (`real` images only) of the victim
+    trained under `none` with these precision, layout and graph options, after a one-epoch warm-up."""
+    cuda = device.type == "cuda"
+    none = countermeasures.get("none")()
+    options = {"amp": amp, "channels_last": channels_last, "cuda_graph": cuda_graph}
+    _warm_up(train, test, preset, none, device, victim, **options)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    result = train_victim(train.images, train.labels, test.images, test.labels, 10, preset, none, 0, device,
+                          victim=victim, **options)
+    sync(device)
+    return {
+        "images_per_second": result.images_per_second, "wall_s": time.perf_counter() - start,
+        "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
+        "test_acc": result.final_acc if real else None, "cuda_graph": result.cuda_graph,
+    }
+
+
+def adv_train_cost_factor(train: ImageSet, test: ImageSet, preset: Preset, device: torch.device,
+                          victim: str | None = None, images: int = ADV_IMAGES) -> float:
+    """Time per image of the engine's `adv_train` over that of `none` without CUDA graph (the eager step adversarial
+    training keeps), each `train_victim` for one epoch of the preset's recipe on the same first `images` images."""
+    preset = _one_epoch(preset)
+    x, y = train.images[:images], train.labels[:images]
+    tx, ty = test.images[:ADV_TEST], test.labels[:ADV_TEST]
+    rates = {}
+    with tempfile.TemporaryDirectory() as cache:
+        for name in ("none", "adv_train"):
+            cm = countermeasures.get(name)()
+            cm.setup(Context(device, 0, preset, 10, Path(cache)))  # what run_cell does before training
+            _warm_up(ImageSet(x, y, train.classes), test, preset, cm, device, victim, cuda_graph=False)
+            rates[name] = train_victim(x, y, tx, ty, 10, preset, cm, 0, device, victim=victim,
+                                       cuda_graph=False).images_per_second
+    return rates["none"] / rates["adv_train"]
+
+
+def write_parity_npz(npz: str, data_root: str | None) -> None:
+    """The parity check's real images (first 10,000 training, 2,000 test of CIFAR-10) as an .npz, unless it exists."""
+    if Path(npz).exists():
+        return
+    train, test, data = cifar_or_random(data_root, PARITY_TRAIN, PARITY_TEST)
+    if data != "CIFAR-10":
+        raise FileNotFoundError(f"--parity-npz {npz} does not exist and the data root holds no CIFAR-10 to write it "
+                                "from (pass --data-root, or send the file along)")
+    np.savez(npz, train_x=train.images.numpy(), train_y=train.labels.numpy(),
+             test_x=test.images.numpy(), test_y=test.labels.numpy())
+
+
+def graph_parity(npz: str, device: torch.device, epochs: int, victim: str | None = None) -> dict[str, Any]:
+    """Test accuracy and speed of the paper preset trained with and without CUDA graphs on the real images of `npz`."""
+    with np.load(npz, allow_pickle=False) as f:
+        train_x, train_y, test_x, test_y = (torch.from_numpy(f[k]) for k in ("train_x", "train_y", "test_x", "test_y"))
+    preset = dataclasses.replace(get_preset("paper"), epochs=epochs, eval_every=epochs)
+    rows = {}
+    for graph in (True, False):
+        result = train_victim(train_x, train_y, test_x, test_y, 10, preset, countermeasures.get("none")(), 0, device,
+                              cuda_graph=graph, victim=victim)
+        rows["CUDA graph" if graph else "no graph"] = {"test_acc": result.final_acc, "train_acc": result.train_acc,
+                                                       "images_per_second": result.images_per_second}
+    return {"epochs": epochs, "train_images": len(train_x), "test_images": len(test_x), **rows}
+
+
+def _concurrent_cell(device_name: str, data_root: str | None, train_size: int, test_size: int, epochs: int,
+                     victim: str | None, barrier: Any, results: Any) -> None:
+    """One of several paper-preset cells sharing the GPU: warm up, wait for the others, train, report."""
+    device = torch.device(device_name)
+    train, test, _ = cifar_or_random(data_root, train_size, test_size)
+    preset = dataclasses.replace(get_preset("paper"), epochs=epochs, eval_every=epochs)
+    none = countermeasures.get("none")()
+    _warm_up(train, test, preset, none, device, victim)
+    barrier.wait()
+    start = time.time()
+    result = train_victim(train.images, train.labels, test.images, test.labels, 10, preset, none, 0, device,
+                          victim=victim)
+    sync(device)
+    results.put((start, time.time(), epochs * len(train.images), result.cuda_graph))
+
+
+def concurrent_throughput(device: torch.device, jobs: int, data_root: str | None, train_size: int, test_size: int,
+                          epochs: int, victim: str | None = None) -> dict[str, Any]:
+    """Images per second summed over `jobs` cells trained at once on one GPU, first start to last finish."""
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(jobs), ctx.Queue()
+    procs = [ctx.Process(target=_concurrent_cell,
+                         args=(str(device), data_root, train_size, test_size, epochs, victim, barrier, results))
+             for _ in range(jobs)]
+    for proc in procs:
+        proc.start()
+    rows = [results.get(timeout=900) for _ in procs]
+    for proc in procs:
+        proc.join()
+    wall = max(r[1] for r in rows) - min(r[0] for r in rows)
+    return {"images_per_second": sum(r[2] for r in rows) / wall, "wall_s": wall, "cuda_graph": all(r[3] for r in rows)}
+
+
+def check_gpu(
+    device: torch.device,
+    epochs: int = 3,
+    train_size: int = 50_000,
+    test_size: int = 10_000,
+    jobs: list[int] | None = None,
+    data_root: str | None = None,
+    parity_npz: str | None = None,
+    parity_epochs: int = 15,
+    n_methods: int = 0,
+    n_countermeasures: int = 0,
+    victim: str | None = None,
+) -> dict[str, Any]:
+    """The paper preset's training throughput in each of VARIANTS, a quick cell's time, the adversarial-training
+    cost factor, optionally graph parity on real images and several cells at once, and the projected wall time
+    of the paper grid (`n_methods` × `n_countermeasures`, 0: the registered ones); prints each as it comes."""
+    for name, value in (("--epochs", epochs), ("--train-size", train_size), ("--test-size", test_size),
+                        ("--parity-epochs", parity_epochs)):
+        if value < 1:
+            raise ValueError(f"{name} must be ≥ 1, got {value}")
+    if victim is not None:
+        models.get(victim)
+    if parity_npz:  # before any measurement, not after minutes of it
+        write_parity_npz(parity_npz, data_root)
+    cuda = device.type == "cuda"
+    train, test, data = cifar_or_random(data_root, train_size, test_size)
+    paper = get_preset("paper")
+    preset = dataclasses.replace(paper, epochs=epochs, eval_every=epochs)
+    report: dict[str, Any] = {"device": torch.cuda.get_device_name(device) if cuda else "cpu",
+                              "torch": torch.__version__, "data": data, "epochs": epochs}
+    _say(f"{report['device']}  torch {torch.__version__}  data: {data}"
+         + (f"  victim: {victim}" if victim else ""))
+    for label, amp, channels_last, graph in VARIANTS:
+        row = report[label] = variant_row(train, test, preset, device, amp, channels_last, graph, victim,
+                                          data == "CIFAR-10")
+        peak = f"{row['peak_memory_gib']:.2f} GiB" if cuda else "-"
+        _say(f"{label:34s} {row['images_per_second']:>8,.0f} img/s  peak {peak}  "
+             f"({epochs} epochs of {len(train.images):,} + one evaluation: {row['wall_s']:.1f} s)")
+    quick = get_preset("quick")
+    none = countermeasures.get("none")()
+    start = time.perf_counter()
+    train_victim(train.images[:5000], train.labels[:5000], test.images, test.labels, 10, quick, none, 0, device)
+    sync(device)
+    report["quick_cell_s"] = time.perf_counter() - start
+    _say(f"quick cell ({quick.model}, {quick.epochs} epochs of {min(5000, len(train.images)):,} images): "
+         f"{report['quick_cell_s']:.1f} s")
+    report["adv_train_cost_factor"] = adv_train_cost_factor(train, test, preset, device, victim)
+    _say(f"adv_train (PGD-10, its own eager step) / none without graph, {victim or paper.model}, batch "
+         f"{min(paper.batch_size, len(train.images))}, one epoch of {min(ADV_IMAGES, len(train.images)):,}: "
+         f"{report['adv_train_cost_factor']:.1f}×")
+    if parity_npz:
+        report["graph_parity"] = parity = graph_parity(parity_npz, device, parity_epochs, victim)
+        for label in ("CUDA graph", "no graph"):
+            _say(f"real CIFAR-10 ({parity['train_images']:,} train, {parity_epochs} epochs), {label:10s}: "
+                 f"test {parity[label]['test_acc']:.3f}  train {parity[label]['train_acc']:.3f}  "
+                 f"{parity[label]['images_per_second']:,.0f} img/s")
+    report["concurrent"] = {}
+    for n in jobs or []:
+        row = report["concurrent"][str(n)] = concurrent_throughput(device, n, data_root, train_size, test_size,
+                                                                   epochs, victim)
+        _say(f"{n} cells at once (run --jobs {n}): {row['images_per_second']:>8,.0f} img/s in total "
+             f"({row['wall_s']:.1f} s)")
+    report["projection"] = projection(report, paper, n_methods or len(methods.names()),
+                                      n_countermeasures or len(countermeasures.names()))
+    p = report["projection"]
+    _say(f"paper cell ({paper.epochs} epochs × {PAPER_CELL_IMAGES:,} images): {p['cell_minutes']:.1f} min alone; grid "
+         f"of {p['methods']} methods × {p['countermeasures']} countermeasures with --jobs {p['jobs']} (adversarial "
+         f"training at the factor above; generation not included), one seed: {p['grid_gpu_hours_one_seed']:.1f} "
+         "GPU-hours")
+    return report
+
+
+def projection(report: dict[str, Any], paper: Preset, n_methods: int, n_countermeasures: int) -> dict[str, Any]:
+    """One paper cell's minutes and the whole grid's GPU-hours (one seed, generation excluded) from the measured
+    speeds: every countermeasure at the best measured --jobs speed but adversarial training, which keeps the eager
+    step and runs at the no-graph speed divided by its cost factor."""
+    single = report[VARIANTS[0][0]]["images_per_second"]
+    best_jobs, best = max([("1", single)] + [(j, r["images_per_second"]) for j, r in report["concurrent"].items()],
+                          key=lambda item: item[1])
+    eager = report[VARIANTS[1][0]]["images_per_second"]
+    cell_images = paper.epochs * PAPER_CELL_IMAGES
+    grid_s = n_methods * ((n_countermeasures - 1) * cell_images / best
+                          + report["adv_train_cost_factor"] * cell_images / eager * single / best)
+    return {"cell_minutes": cell_images / single / 60, "methods": n_methods, "countermeasures": n_countermeasures,
+            "jobs": int(best_jobs), "grid_gpu_hours_one_seed": grid_s / 3600}
+
+
+def check_dh(device: torch.device, steps: int = 200, images: int = 50_000) -> dict[str, Any]:
+    """`dh` and `dh-8` end to end (smoke preset, `steps` hiding-network steps, random-weight tinycnn surrogate,
+    1,000 synthetic images), then the paper-size hiding network's time per training step (over `steps`) and its
+    generation time over `images` synthetic 32×32 images; prints each as it comes."""
+    from methods.dh.method import assign_secrets
+    from methods.dh.semantic import procedural_images
+    from methods.dh.training import TrainingSettings, hide_all, train_hiding_network
+
+    if steps < 1 or images < 1:
+        raise ValueError(f"--dh-steps and --dh-images must be ≥ 1, got {steps} and {images}")
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(10).repeat(DH_IMAGES // 10)
+    covers = torch.randint(0, 256, (len(labels), 3, 32, 32), dtype=torch.uint8, generator=gen)
+    surrogate = create_model("tinycnn", 10).to(device).eval().requires_grad_(False)
+    report: dict[str, Any] = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                              "torch": torch.__version__}
+    with tempfile.TemporaryDirectory() as cache:
+        for name in ("dh", "dh-8"):
+            ctx = Context(device, 0, get_preset("smoke"), 10, Path(cache), surrogate_fn=lambda arch: surrogate)
+            start = time.perf_counter()
+            out = methods.get(name)(steps=steps)(covers, labels, ctx)  # type: ignore[call-arg]
+            linf = (out.int() - covers.int()).abs().max().item()
+            report[name] = {"seconds": time.perf_counter() - start, "linf_255": linf,
+                            "revealed_psnr": ctx.notes["revealed_psnr"], "feature_spread": ctx.notes["feature_spread"]}
+            _say(f"{name} {report[name]}")
+    paper = methods.get("dh")().settings(get_preset("paper"))  # type: ignore[attr-defined]
+    s = TrainingSettings(paper["blocks"], paper["width"], paper["dense_layers"], steps, paper["lr"], paper["per_class"],
+                         paper["classes_per_batch"], paper["lfc_weight"], paper["reveal_noise"], 0.0)
+    secrets, secret_labels = procedural_images(10, 10, 32, 0)
+    resnet = create_model("resnet18", 10).to(device).eval().requires_grad_(False)
+    assignment = assign_secrets(labels, secret_labels, "class", gen)
+    sync(device)
+    start = time.perf_counter()
+    net, history = train_hiding_network(covers, labels, secrets, assignment, resnet, s, 0, device, _quiet)
+    sync(device)
+    step_s = (time.perf_counter() - start) / steps
+    full = torch.randint(0, 256, (images, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    assign_full = assign_secrets(torch.arange(images) % 10, secret_labels, "class", gen)
+    sync(device)
+    start = time.perf_counter()
+    hide_all(net, full, secrets, assign_full, 0.0, device, _quiet)
+    sync(device)
+    report["paper_network"] = {
+        "step_ms": 1000 * step_s, "projected_training_min": step_s * paper["steps"] / 60,
+        "generation_images": images, "generation_s": time.perf_counter() - start,
+        "final_losses": {k: v[-1] for k, v in history.items()},
+    }
+    _say(f"paper-size network {report['paper_network']}")
+    return report
