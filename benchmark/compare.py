@@ -92,7 +92,8 @@ def recovery(table: pd.DataFrame, method: str, countermeasure: str) -> float:
 
 @dataclass
 class Comparison:
-    """Our seed-mean cells beside the reference's, and each fact's verdict per method."""
+    """Our seed-mean cells beside the reference's, and each fact's verdict per method (judged on seed means;
+    `uncertain` where the per-seed shares fall on both sides of the threshold)."""
 
     board: Leaderboard
     reference: pd.DataFrame
@@ -106,6 +107,10 @@ class Comparison:
     @property
     def checked(self) -> int:
         return int(self.facts["verdict"].isin(["reproduced", "MISS"]).sum())
+
+    @property
+    def uncertain(self) -> int:
+        return int(self.facts["verdict"].str.startswith("uncertain").sum())
 
 
 def compare(rows: list[dict[str, Any]], reference: pd.DataFrame) -> Comparison:
@@ -126,6 +131,8 @@ def compare(rows: list[dict[str, Any]], reference: pd.DataFrame) -> Comparison:
     cells.index.name = "method"
     budgets = {r["method"]: r.get("budget", "") for r in rows if r.get("status") == "ok"}
     budgets = {m: budgets[m] for m in ours.index if m in budgets}
+    seeds = sorted({seed for accs in board.accs.values() for seed in accs})
+    per_seed = [board.seed_table(seed) for seed in seeds] if len(seeds) > 1 else []
     verdicts = []
     for fact in FACTS:
         for method in fact.select(budgets):
@@ -138,9 +145,13 @@ def compare(rows: list[dict[str, Any]], reference: pd.DataFrame) -> Comparison:
                 verdict = "too little protection to judge"
             else:
                 verdict = "reproduced" if (mine >= RESTORED) == fact.restores else "MISS"
+            shares = [x for x in (recovery(t, method, fact.countermeasure) for t in per_seed) if not math.isnan(x)]
+            if verdict in ("reproduced", "MISS") and len(shares) > 1 and min(shares) < RESTORED <= max(shares):
+                verdict = "uncertain: the seeds straddle the threshold"
+            spread = f"; seeds {min(shares):.2f}–{max(shares):.2f}" if len(shares) > 1 else ""
             verdicts.append({
                 "fact": fact.text, "method": method,
-                "ours": _pair(ours, method, fact.countermeasure, mine),
+                "ours": _pair(ours, method, fact.countermeasure, mine) + spread,
                 "reference": _pair(reference, method, fact.countermeasure, theirs),
                 "verdict": verdict,
             })
@@ -166,10 +177,12 @@ def render_markdown(result: Comparison, reference_name: str) -> str:
         f"# Comparison: {result.board.title} vs `{reference_name}`\n\n"
         "Final clean test accuracy (%), ours (reference in brackets where it has the cell).\n\n"
         f"{result.cells.to_markdown()}\n\n"
-        f"## Qualitative facts: {result.reproduced} of {result.checked} reproduced\n\n"
-        f"Each cell: accuracy under `none` → under the countermeasure (share of the method's damage won "
+        f"## Qualitative facts: {result.reproduced} of {result.checked} reproduced"
+        + (f", {result.uncertain} uncertain" if result.uncertain else "") + "\n\n"
+        f"Each cell: seed-mean accuracy under `none` → under the countermeasure (share of the method's damage won "
         f"back; the countermeasure restores the method when it is ≥ {RESTORED}; a method that takes fewer than "
-        f"{MIN_DAMAGE:g} points is not judged).\n\n"
+        f"{MIN_DAMAGE:g} points is not judged). With several seeds the share's range over the seeds follows, and a "
+        "fact whose seeds fall on both sides of the threshold is uncertain rather than judged.\n\n"
         f"{result.facts.to_markdown(index=False)}\n"
     )
 

@@ -21,6 +21,8 @@ from .store import read_rows
 
 SUMMARY_COLUMNS = ("worst", "mean")
 OK, FAILED, MISSING = "ok", "failed", "missing"
+UNSTABLE_SPREAD = 10.0  # points between a cell's lowest and highest seed above which it is flagged unstable
+UNSTABLE_MARK = "†"
 
 # Fields a row must carry (as str, `seed` as int) to be placed on a board, by schema version; schema-1
 # rows predate the ids and labels, which are derived from the names and parameters instead.
@@ -41,11 +43,34 @@ class Leaderboard:
     mean: pd.DataFrame  # seed means by label, then `worst` (max) and `mean` over the cells with an ok row
     std: pd.DataFrame  # spread over seeds (ddof 0)
     seeds: pd.DataFrame  # distinct seeds with an ok row (0 where none)
+    low: pd.DataFrame  # lowest seed per cell; its `worst`/`mean` bound the summaries from below
+    high: pd.DataFrame  # highest seed per cell; its `worst`/`mean` bound the summaries from above
+    accs: dict[tuple[str, str], dict[int, float]]  # (method label, countermeasure label) → seed → accuracy
     status: pd.DataFrame  # "ok", "failed" (rows, none ok) or "missing" (no row) per cell
     rows: list[dict[str, Any]]  # the rows shown, in table order: per cell id its latest ok row, else latest failed
     preset_label: str  # the preset name, with `@` and a short id when another preset_id shares the name
     provenance: list[str]  # one sentence per mixed commit, dirty checkout or library versions; empty when uniform
     poison_ratio: float = 1.0  # the share of the training set the methods protected
+
+    @property
+    def unstable(self) -> pd.DataFrame:
+        """Cells whose seeds disagree by more than UNSTABLE_SPREAD points (countermeasure columns only)."""
+        cols = [c for c in self.mean.columns if c not in SUMMARY_COLUMNS]
+        return (self.high[cols] - self.low[cols]) > UNSTABLE_SPREAD
+
+    def seed_table(self, seed: int) -> pd.DataFrame:
+        """Method × countermeasure accuracies (%) of one seed (NaN where that seed has no ok row)."""
+        cols = [c for c in self.mean.columns if c not in SUMMARY_COLUMNS]
+        return pd.DataFrame([[self.accs.get((m, c), {}).get(seed, np.nan) for c in cols] for m in self.mean.index],
+                            index=self.mean.index, columns=cols, dtype=float)
+
+    def ranking(self) -> list[tuple[str, float, float, float, bool]]:
+        """Methods by `worst` (strongest first): (label, worst, its lower and upper bound over seeds, whether its
+        bounds overlap the next method's, i.e. the two are not distinguishable at these seeds)."""
+        order = self.mean["worst"].dropna().sort_values(kind="stable").index
+        ranked = [(m, float(self.mean.at[m, "worst"]), float(self.low.at[m, "worst"]), float(self.high.at[m, "worst"]))
+                  for m in order]
+        return [(*r, i + 1 < len(ranked) and ranked[i + 1][2] <= r[3]) for i, r in enumerate(ranked)]
 
     @property
     def incomplete(self) -> pd.Series:
@@ -205,17 +230,21 @@ def _board(entries: list[dict[str, Any]], preset_label: str) -> Leaderboard:
 
     mean = frame(lambda cell: np.mean(list(accs[cell].values())) if cell in accs else np.nan, float)
     std = frame(lambda cell: np.std(list(accs[cell].values())) if cell in accs else np.nan, float)
+    low = frame(lambda cell: min(accs[cell].values()) if cell in accs else np.nan, float)
+    high = frame(lambda cell: max(accs[cell].values()) if cell in accs else np.nan, float)
     seeds = frame(lambda cell: len(accs.get(cell, ())), int)
     status = frame(lambda cell: OK if cell in accs else FAILED if cell in tried else MISSING, object)
     cols = list(col_labels.values())
-    mean["worst"] = mean[cols].max(axis=1)
-    mean["mean"] = mean[cols].mean(axis=1)
+    for table in (mean, low, high):
+        table["worst"] = table[cols].max(axis=1)
+        table["mean"] = table[cols].mean(axis=1)
     row_rank, col_rank = {i: n for n, i in enumerate(row_labels)}, {i: n for n, i in enumerate(col_labels)}
     shown = sorted(entries, key=lambda e: (row_rank[e["method_id"]], col_rank[e["countermeasure_id"]], e["seed"]))
     rows = [e["row"] for e in shown]
     first = entries[0]
-    return Leaderboard(first["dataset"], first["preset"], first["preset_id"], first["model"], mean, std, seeds,
-                       status, rows, preset_label, _provenance(rows), first["poison_ratio"])
+    labelled = {(row_labels[m], col_labels[c]): dict(seeds_of) for (m, c), seeds_of in accs.items()}
+    return Leaderboard(first["dataset"], first["preset"], first["preset_id"], first["model"], mean, std, seeds, low,
+                       high, labelled, status, rows, preset_label, _provenance(rows), first["poison_ratio"])
 
 
 def build_leaderboards(rows: list[dict[str, Any]]) -> list[Leaderboard]:
@@ -234,29 +263,72 @@ def build_leaderboards(rows: list[dict[str, Any]]) -> list[Leaderboard]:
     return boards
 
 
-def _cells(board: Leaderboard, frame: pd.DataFrame, missing: str) -> pd.DataFrame:
-    """`frame` as text: `failed`, or `missing` for a cell without a row, and `*` on an incomplete row's summaries."""
+def _cells(board: Leaderboard, frame: pd.DataFrame, missing: str, spread: bool = False) -> pd.DataFrame:
+    """`frame` as text: `failed`, or `missing` for a cell without a row, `*` on an incomplete row's summaries and
+    † on an unstable cell; with `spread`, a cell of several seeds gets `± std` and a summary its [low–high] bounds."""
     status = board.status.reindex(columns=frame.columns, fill_value=OK)
+    unstable = board.unstable.reindex(columns=frame.columns, fill_value=False)
     incomplete = board.incomplete
-    text = [[FAILED if status.iat[i, j] == FAILED else missing if status.iat[i, j] == MISSING or pd.isna(v)
-             else f"{v:.1f}" + ("*" if incomplete.iat[i] and frame.columns[j] in SUMMARY_COLUMNS else "")
-             for j, v in enumerate(values)] for i, values in enumerate(frame.round(1).to_numpy(dtype=float))]
-    return pd.DataFrame(text, index=frame.index, columns=frame.columns)
+    several = board.seeds.max().max() > 1
+
+    def text(i: int, j: int, v: float) -> str:
+        column = frame.columns[j]
+        if status.iat[i, j] == FAILED:
+            return FAILED
+        if status.iat[i, j] == MISSING or pd.isna(v):
+            return missing
+        out = f"{v:.1f}"
+        if spread and several and column in SUMMARY_COLUMNS:
+            out += f" [{board.low.iat[i, board.low.columns.get_loc(column)]:.1f}–" \
+                   f"{board.high.iat[i, board.high.columns.get_loc(column)]:.1f}]"
+        elif spread and column not in SUMMARY_COLUMNS and board.seeds.iat[i, board.seeds.columns.get_loc(column)] > 1:
+            out += f" ± {board.std.iat[i, board.std.columns.get_loc(column)]:.1f}"
+        return out + ("*" if incomplete.iat[i] and column in SUMMARY_COLUMNS else "") \
+            + (UNSTABLE_MARK if unstable.iat[i, j] else "")
+
+    values = frame.round(1).to_numpy(dtype=float)
+    return pd.DataFrame([[text(i, j, v) for j, v in enumerate(row)] for i, row in enumerate(values)],
+                        index=frame.index, columns=frame.columns)
 
 
-def _table(board: Leaderboard, frame: pd.DataFrame) -> str:
+def _table(board: Leaderboard, frame: pd.DataFrame, spread: bool = False) -> str:
     """`frame` as a Markdown table, numbers right-aligned."""
-    text = _cells(board, frame, missing="–")
+    text = _cells(board, frame, missing="–", spread=spread)
     return text.to_markdown(disable_numparse=True, colalign=("left",) + ("right",) * text.shape[1])
 
 
+def _ranges(board: Leaderboard) -> str:
+    """Per cell the lowest and highest seed, as a Markdown table."""
+    cols = [c for c in board.mean.columns if c not in SUMMARY_COLUMNS]
+    text = pd.DataFrame(
+        [["–" if pd.isna(board.low.at[m, c]) else f"{board.low.at[m, c]:.1f}–{board.high.at[m, c]:.1f}"
+          + (UNSTABLE_MARK if board.unstable.at[m, c] else "") for c in cols] for m in board.mean.index],
+        index=board.mean.index, columns=cols)
+    return text.to_markdown(disable_numparse=True, colalign=("left",) + ("right",) * text.shape[1])
+
+
+def _ranking(board: Leaderboard) -> str:
+    """Methods by `worst`, strongest first, with the bounds over seeds; overlapping neighbours are marked."""
+    lines = []
+    for i, (method, worst, low, high, ties_next) in enumerate(board.ranking()):
+        lines.append(f"{i + 1}. `{method}`: worst {worst:.1f} (seeds bound it to {low:.1f}–{high:.1f})"
+                     + (" ≈ not distinguishable from the next at these seeds" if ties_next else ""))
+    return "\n".join(lines)
+
+
 def _markdown(board: Leaderboard) -> str:
-    """The board's page: title, provenance notes, the table with its footnote, and the spread over seeds."""
+    """The board's page: title, notes, the table (± std over seeds) with its footnotes, and with several
+    seeds the min–max per cell and the ranking by `worst` with its uncertainty."""
     notes = "".join(f"> - {note}\n" for note in board.provenance)
-    footnote = (
+    several = board.seeds.max().max() > 1
+    footnotes = "".join([
         "\n\\* Incomplete row: a cell `failed` or is missing (`–`), so `worst` is only a lower bound on the "
-        "method's true worst case and `mean` averages the cells present.\n" if board.incomplete.any() else ""
-    )
+        "method's true worst case and `mean` averages the cells present.\n" if board.incomplete.any() else "",
+        f"\n{UNSTABLE_MARK} Unstable cell: its seeds disagree by more than {UNSTABLE_SPREAD:g} points.\n"
+        if board.unstable.any().any() else "",
+        "\nCells: seed mean ± standard deviation; `worst` and `mean`: value [lowest–highest it could be at "
+        "these seeds], from the per-cell lowest and highest seeds.\n" if several else "",
+    ])
     return (
         f"# Leaderboard: {board.title}\n\n"
         "Final clean test accuracy (%) of a victim trained on the protected set with each countermeasure; "
@@ -266,10 +338,27 @@ def _markdown(board: Leaderboard) -> str:
            "they say nothing about the methods. Use `--preset quick` or `paper` for results.\n\n"
            if board.preset in PLUMBING_ONLY else "")
         + (f"> **Mixed provenance**: these rows may not be comparable.\n>\n{notes}\n" if notes else "")
-        + f"{_table(board, board.mean)}\n{footnote}"
+        + f"{_table(board, board.mean, spread=True)}\n{footnotes}"
         # one seed has no spread to show; a table of zeros would read as perfect agreement
-        + (f"\n## Standard deviation over seeds\n\n{_table(board, board.std)}\n" if board.seeds.max().max() > 1 else "")
+        + (f"\n## Range over seeds (lowest–highest)\n\n{_ranges(board)}\n"
+           f"\n## Ranking by worst\n\n{_ranking(board)}\n" if several else "")
     )
+
+
+def cell_table(board: Leaderboard) -> pd.DataFrame:
+    """One row per method × countermeasure: status, seeds, mean, std, min, max and the unstable flag (tidy, for
+    plotting)."""
+    cols = [c for c in board.mean.columns if c not in SUMMARY_COLUMNS]
+    records = []
+    for m in board.mean.index:
+        for c in cols:
+            n = int(board.seeds.at[m, c])
+            records.append({
+                "method": m, "countermeasure": c, "status": board.status.at[m, c], "seeds": n,
+                "mean": board.mean.at[m, c], "std": board.std.at[m, c] if n > 1 else np.nan,
+                "min": board.low.at[m, c], "max": board.high.at[m, c], "unstable": bool(board.unstable.at[m, c]),
+            })
+    return pd.DataFrame(records)
 
 
 def _heatmap(board: Leaderboard, path: Path) -> None:
@@ -301,8 +390,11 @@ def _heatmap(board: Leaderboard, path: Path) -> None:
         ax.axvline(data.shape[1] - summaries - 0.5, color="white", linewidth=4)
     ax.set_xticks(range(data.shape[1]), data.columns, rotation=45, ha="right")
     ax.set_yticks(range(data.shape[0]), data.index)
-    if board.incomplete.any():
-        ax.set_xlabel("* incomplete row (grey cells): worst is only a lower bound", fontsize=8)
+    notes = (["* incomplete row (grey cells): worst is only a lower bound"] if board.incomplete.any() else []) + (
+        [f"{UNSTABLE_MARK} unstable: seeds disagree by more than {UNSTABLE_SPREAD:g} points"]
+        if board.unstable.any().any() else [])
+    if notes:
+        ax.set_xlabel("\n".join(notes), fontsize=8)
     ax.set_title(board.title + (" · plumbing only" if board.preset in PLUMBING_ONLY else ""), fontsize=9)
     fig.colorbar(im, ax=ax, label="clean test accuracy (%)")
     fig.tight_layout()
@@ -392,7 +484,8 @@ def _inside(out: Path, filename: str) -> Path:
 def write_leaderboard(
     run_dirs: list[str | os.PathLike], out_dir: str | os.PathLike, name: str = "leaderboard", with_rows: bool = False
 ) -> list[Path]:
-    """Render OUT/NAME.{csv,md,png} (+ NAME_status.csv, and NAME_std.csv where a cell has several seeds) from
+    """Render OUT/NAME.{csv,md,png} (+ NAME_status.csv, NAME_cells.csv with one tidy row per cell, and
+    NAME_std.csv where a cell has several seeds) from
     the runs' rows, and with
     `with_rows` the rows rendered, one NAME.seedS.jsonl per seed; with several boards each file name
     gets a `-dataset-preset-model` suffix. Boards that differ only in the victim also give
@@ -404,7 +497,7 @@ def write_leaderboard(
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for board, stem in zip(boards, _stems(boards, name)):
-        parts = (".csv", "_std.csv", "_status.csv", ".md", ".png")
+        parts = (".csv", "_std.csv", "_status.csv", "_cells.csv", ".md", ".png")
         if board.seeds.max().max() <= 1:  # one seed has no spread; a table of zeros would read as agreement
             parts = tuple(p for p in parts if p != "_std.csv")
         paths = {part: _inside(out, f"{stem}{part}") for part in parts}
@@ -412,6 +505,7 @@ def write_leaderboard(
         if "_std.csv" in paths:
             board.std.round(2).to_csv(paths["_std.csv"])
         board.status.assign(incomplete=board.incomplete).to_csv(paths["_status.csv"])
+        cell_table(board).round(2).to_csv(paths["_cells.csv"], index=False)
         paths[".md"].write_text(_markdown(board))
         _heatmap(board, paths[".png"])
         written += paths.values()

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from benchmark.cli import main
-from benchmark.compare import _pair, compare, read_reference, recovery
+from benchmark.compare import _pair, compare, read_reference, recovery, render_markdown
 
 REFERENCE = Path(__file__).resolve().parents[1] / "references" / "cifar10-resnet18.csv"
 BUDGETS = {"clean": "unbounded", "em": "L∞ ≤ 8/255", "tap": "L∞ ≤ 8/255", "lsp": "L2 ≤ 1.304", "ops": "L0 ≤ 1 pixel"}
@@ -66,3 +66,22 @@ def test_a_share_just_under_the_threshold_never_reads_as_reaching_it():
     assert share < 0.5
     assert "20.0 → 40.0 (0.499)" in _pair(table, "em", "grayscale", share)
     assert _pair(table, "em", "grayscale", 0.8765).endswith("(0.88)")
+
+
+def test_facts_use_seed_means_and_seeds_on_both_sides_are_uncertain():
+    # grayscale vs EM: clean 60 everywhere, EM 20 under none; seed 0 wins back 0.30, seed 1 0.70
+    base = {("clean", "none"): (60.0, 60.0), ("clean", "grayscale"): (60.0, 60.0), ("em", "none"): (20.0, 20.0),
+            ("em", "grayscale"): (32.0, 48.0), ("tap", "none"): (20.0, 20.0), ("tap", "grayscale"): (22.0, 24.0)}
+    budgets = {"clean": "unbounded", "em": "L∞ ≤ 8/255", "tap": "L∞ ≤ 8/255"}
+    rows = [{"cell_id": f"{m}/{d}/{s}", "status": "ok", "dataset": "cifar10", "preset": "quick", "model": "fastcnn",
+             "method": m, "countermeasure": d, "seed": s, "final_acc": accs[s] / 100, "budget": budgets[m]}
+            for (m, d), accs in base.items() for s in (0, 1)]
+    result = compare(rows, read_reference(REFERENCE))
+    facts = result.facts.set_index(["fact", "method"])
+    em = facts.loc[("grayscale restores EM and LSP", "em")]
+    assert em["verdict"] == "uncertain: the seeds straddle the threshold"
+    assert em["ours"] == "20.0 → 40.0 (0.50); seeds 0.30–0.70"  # the seed mean is exactly at the threshold
+    tap = facts.loc[("grayscale does not restore TAP or OPS", "tap")]
+    assert tap["verdict"] == "reproduced" and tap["ours"].endswith("seeds 0.05–0.10")
+    assert (result.uncertain, result.checked) == (1, 1)
+    assert "1 of 1 reproduced, 1 uncertain" in render_markdown(result, "ref.csv")

@@ -61,7 +61,7 @@ def test_markdown_shows_the_spread_only_when_there_is_more_than_one_seed(tmp_pat
         run = _write(tmp_path / f"run{len(seeds)}", [_row("ops", "none", s, 0.1 + 0.1 * s) for s in seeds])
         write_leaderboard([run], run)
         md = (run / "leaderboard.md").read_text()
-        assert ("Standard deviation over seeds" in md) is expected
+        assert ("Range over seeds" in md and "Ranking by worst" in md) is expected
         assert (run / "leaderboard_std.csv").exists() is expected
         assert f"· {len(seeds)} seed" in md and "Mixed provenance" not in md and "*" not in md
         assert "these numbers test the plumbing only" in md  # the rows are smoke rows
@@ -152,7 +152,7 @@ def test_row_fields_cannot_write_outside_the_out_folder(tmp_path):
                                                model="..", cell_id="evil")]
     out = tmp_path / "a" / "b" / "out"
     written = write_leaderboard([_write(tmp_path / "run", rows)], out, with_rows=True)
-    assert len(written) == 2 * 5  # per board: csv, status, md, png and the seed-0 rows
+    assert len(written) == 2 * 6  # per board: csv, status, cells, md, png and the seed-0 rows
     assert all(p.resolve().parent == out.resolve() for p in written)
     assert {p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*") if p.is_file()} == {"a", "run"}
     assert {p.relative_to(out).as_posix() for p in out.rglob("*")} == {p.name for p in written}
@@ -175,7 +175,7 @@ def test_presets_sharing_a_name_get_separate_boards_with_a_short_id(tmp_path):
     boards = build_leaderboards(rows)
     assert sorted(b.preset_label for b in boards) == sorted(f"smoke@{_id(p)[:6]}" for p in ("smoke", "smoke v2"))
     written = write_leaderboard([_write(tmp_path / "run", rows)], tmp_path / "out")
-    assert len({p.name for p in written}) == len(written) == 2 * 4  # one seed: no _std.csv
+    assert len({p.name for p in written}) == len(written) == 2 * 5  # one seed: no _std.csv
 
 
 def test_published_rows_render_back_to_the_same_table(tmp_path):
@@ -184,6 +184,7 @@ def test_published_rows_render_back_to_the_same_table(tmp_path):
     out = tmp_path / "published"
     written = write_leaderboard([_write(tmp_path / "run", rows)], out, name="cifar10-smoke", with_rows=True)
     assert {p.name for p in written} == {"cifar10-smoke.csv", "cifar10-smoke_std.csv", "cifar10-smoke_status.csv",
+                                         "cifar10-smoke_cells.csv",
                                          "cifar10-smoke.md", "cifar10-smoke.png", "cifar10-smoke.seed0.jsonl",
                                          "cifar10-smoke.seed1.jsonl"}
     seed0 = [json.loads(line) for line in (out / "cifar10-smoke.seed0.jsonl").read_text().splitlines()]
@@ -196,19 +197,60 @@ def test_published_rows_render_back_to_the_same_table(tmp_path):
     assert again.mean.equals(board.mean) and again.status.equals(board.status)
 
 
-def test_the_published_schema1_file_renders_its_published_table_and_names_its_commits():
+def test_the_published_leaderboard_renders_its_table_from_one_commit():
     rows = [json.loads(line) for line in (PUBLISHED / "cifar10-quick.seed0.jsonl").read_text().splitlines()]
-    with pytest.warns(UserWarning, match="3 git commits"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one commit, a clean checkout, one set of versions
         (board,) = build_leaderboards(rows)
     published = pd.read_csv(PUBLISHED / "cifar10-quick.csv", index_col="method")
     pd.testing.assert_frame_equal(board.mean.round(2), published, check_names=False)
+    assert {r["schema"] for r in rows} == {2} and len({r["git_commit"] for r in rows}) == 1 and len(rows) == 152
+
+
+def test_schema1_rows_render_and_an_old_failed_row_joins_its_configuration():
+    fidelity = PUBLISHED.parent / "fidelity" / "countermeasures-quick"
+    rows = [json.loads(line) for line in (fidelity / "results.jsonl").read_text().splitlines()]
+    (board,) = build_leaderboards(rows)
+    published = pd.read_csv(fidelity / "leaderboard.csv", index_col="method")
+    pd.testing.assert_frame_equal(board.mean.round(2), published, check_names=False)
     failed = dict(rows[0], status="failed", final_acc=None)  # an old failed row carries no parameters
     del failed["method_params"], failed["countermeasure_params"]
-    with pytest.warns(UserWarning):
-        (board,) = build_leaderboards(rows + [failed])
-    assert board.status.loc["clean", "adv_train"] == "ok"  # the earlier ok row of the cell still shows
-    failed["cell_id"] = "cifar10/quick/fastcnn/clean/adv_train/seed1/0fe3fae8"
+    (board,) = build_leaderboards(rows + [failed])
+    assert board.status.loc["clean", rows[0]["countermeasure"]] == "ok"  # the earlier ok row of the cell still shows
+    failed["cell_id"] = f"{rows[0]['cell_id']}-seed1"
     failed["seed"] = 1
-    with pytest.warns(UserWarning):
-        (board,) = build_leaderboards(rows + [failed])
+    (board,) = build_leaderboards(rows + [failed])
     assert list(board.mean.index) == list(published.index)  # the failed row joins its configuration's row
+
+
+def test_spread_bounds_and_unstable_cells_from_several_seeds(tmp_path):
+    rows = [_row("ops", "none", s, a) for s, a in ((0, 0.20), (1, 0.25), (2, 0.40))]  # 20–40: unstable
+    rows += [_row("ops", "grayscale", s, a) for s, a in ((0, 0.30), (1, 0.32), (2, 0.34))]
+    rows += [_row("em", "none", s, a) for s, a in ((0, 0.10), (1, 0.12))]
+    rows += [_row("em", "grayscale", s, a) for s, a in ((0, 0.50), (1, 0.52))]
+    (board,) = build_leaderboards(rows)
+    assert board.seeds.loc["ops", "none"] == 3 and board.seeds.loc["em", "none"] == 2
+    assert board.low.loc["ops", "none"] == pytest.approx(20.0) and board.high.loc["ops", "none"] == pytest.approx(40.0)
+    assert board.unstable.loc["ops", "none"] and not board.unstable.loc["ops", "grayscale"]
+    assert not board.unstable.loc["em"].any()
+    # worst is bounded by the per-cell lowest and highest seeds: ops max(20, 30)..max(40, 34)
+    assert (board.low.loc["ops", "worst"], board.high.loc["ops", "worst"]) == pytest.approx((30.0, 40.0))
+    assert board.seed_table(2).loc["ops", "none"] == pytest.approx(40.0) and pd.isna(board.seed_table(2).loc["em", "none"])
+    # ops (worst 32.0, 30–40) ranks before em (51.0, 50–52); their bounds do not overlap
+    assert [(m, ties) for m, _, _, _, ties in board.ranking()] == [("ops", False), ("em", False)]
+
+    run = _write(tmp_path / "run", rows)
+    write_leaderboard([run], run)
+    md = (run / "leaderboard.md").read_text()
+    assert "28.3 ± 8.5†" in md and "† Unstable cell" in md and "20.0–40.0†" in md
+    assert "32.0 [30.0–40.0]" in md and "1. `ops`: worst 32.0" in md
+    cells = pd.read_csv(run / "leaderboard_cells.csv")
+    ops_none = cells[(cells.method == "ops") & (cells.countermeasure == "none")].iloc[0]
+    assert (ops_none.seeds, ops_none["min"], ops_none["max"], bool(ops_none.unstable)) == (3, 20.0, 40.0, True)
+
+
+def test_methods_whose_bounds_overlap_are_not_ranked_apart():
+    rows = [_row("ops", "none", s, a) for s, a in ((0, 0.30), (1, 0.45))]
+    rows += [_row("em", "none", s, a) for s, a in ((0, 0.35), (1, 0.40))]
+    (board,) = build_leaderboards(rows)
+    assert [(m, ties) for m, _, _, _, ties in board.ranking()] == [("em", True), ("ops", False)]
