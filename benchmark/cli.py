@@ -188,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="CSV of method,countermeasure,acc,source (e.g. references/cifar10-resnet18.csv)")
     cmp.add_argument("--out", default=None, metavar="FILE.md", help="also write the Markdown here")
 
+    site = sub.add_parser("site", help="render a static web site (HTML, CSS, a little JavaScript) from result rows")
+    site.add_argument("run_dirs", nargs="+", metavar="PATH", help="run folders or results .jsonl files")
+    site.add_argument("--out", required=True, metavar="DIR", help="output folder; open DIR/index.html")
+    site.add_argument("--reference", default=None, metavar="PATH.csv", help="also a page comparing with this reference")
+
     gpu = sub.add_parser("check-gpu", help="measure the CUDA path: paper-preset throughput, memory, adversarial "
                                            "training's cost, the projected grid time (--dh: Semantic Deep Hiding)")
     gpu.add_argument("--epochs", type=int, default=3, metavar="N",
@@ -320,6 +325,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.out:
                 Path(args.out).write_text(text)
             print(text)
+            return 0
+        if args.command == "site":
+            from .site import write_site
+
+            written = write_site(args.run_dirs, args.out, args.reference)
+            print(f"{len(written)} files written; open {written[0]}")
             return 0
         if args.command == "check-gpu":
             import json
