@@ -19,6 +19,8 @@ from methods.dh.losses import feature_spread, lfc_loss
 from methods.dh.method import assign_secrets
 from methods.dh.semantic import folder_images, procedural_images
 
+pytestmark = pytest.mark.slow  # in the default run; `-m "not slow"` leaves it out
+
 # Smoke preset, seed 0; measured: stego PSNR 23.0 dB, revealed 24.5 dB (dh-8: 15.2 dB), victim accuracy
 # 17.1% for dh vs 28.3% for clean. Within-class feature spread with LFC / without: 0.65, 0.74, 0.60 at
 # seeds 0, 1, 2 (0.017 vs 0.026 at seed 0).

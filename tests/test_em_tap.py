@@ -12,6 +12,8 @@ from benchmark.registry import methods
 from benchmark.runner import _quiet, load_splits, make_context, run_grid
 from benchmark.store import read_rows
 
+pytestmark = pytest.mark.slow  # in the default run; `-m "not slow"` leaves it out
+
 MARGIN = 8.0  # required drop in points below clean/none at smoke (measured: docs/methods.md)
 
 

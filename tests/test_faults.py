@@ -13,6 +13,8 @@ import pytest
 
 from benchmark.cli import main
 
+pytestmark = pytest.mark.slow  # in the default run; `-m "not slow"` leaves it out
+
 # A countermeasure whose pre-processing records its process id, then kills its process (as the
 # out-of-memory killer would) or sleeps (a long cell), depending on its `mode`.
 FAULTY = '''
@@ -21,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from benchmark.plugins import Countermeasure
 from benchmark.registry import register_countermeasure
-
 
 @register_countermeasure("zz-faulty")
 @dataclass

@@ -30,6 +30,7 @@ def _rows(tmp_path) -> list[dict]:
     return [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_smoke_grid_of_every_countermeasure_end_to_end_then_resume_trains_nothing(tmp_path, argv, monkeypatch):
     defenses = countermeasures.names()
     assert len(defenses) == 19
@@ -217,6 +218,7 @@ def test_a_cached_set_that_breaks_its_budget_is_rebuilt(tmp_path, data_root):
     assert torch.equal(runner.protected_set(config, "ops", 0)[0], images)
 
 
+@pytest.mark.slow
 def test_shared_artifacts_are_built_once_before_the_parallel_cells(tmp_path, argv):
     assert main(argv("--methods", "ops", "--defenses", "diffusion", "--jobs", "2")) == 0
     rows = _rows(tmp_path)
