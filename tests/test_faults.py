@@ -88,12 +88,19 @@ def test_a_killed_worker_costs_only_its_cell(tmp_path, data_root, faulty):
     assert [r["countermeasure"] for r in _rows(tmp_path)][3:] == ["zz-faulty"]
 
 
+def _interruptible() -> None:
+    """Give the child Ctrl-C as a terminal would, even when pytest itself was started with SIGINT ignored
+    (a background job or nohup), which a child would otherwise inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_stalled_grid(tmp_path: Path, data_root: str, pids: Path) -> subprocess.Popen:
     """A CLI grid in its own process group whose `none` cell finishes while a worker stalls in zz-faulty."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchmark", *_args(tmp_path, data_root, "--defenses", "none,zz-faulty", "--jobs", "2",
                                                    "--defense-args", "zz-faulty.mode=sleep")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=_interruptible,
     )
     stalled = _wait(lambda: any(pids.iterdir()) and len(_rows(tmp_path)) == 1, 120)
     if not stalled:
