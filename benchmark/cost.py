@@ -26,7 +26,8 @@ class ModelCost:
     cell_s: float  # the preset's epochs of steps plus its evaluations of the test (and training) set
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU), so that a clock reads finished work."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -52,20 +53,20 @@ def measure_model(
         opt.step()
 
     step()
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    _sync(device)
+    synchronize(device)
     step_s = (time.perf_counter() - start) / steps
     model.eval()
     batch = torch.rand(min(EVAL_BATCH, n_test), 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         model(batch)
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         model(batch)
-        _sync(device)
+        synchronize(device)
     eval_image_s = (time.perf_counter() - start) / len(batch)
     evaluations = math.ceil(preset.epochs / preset.eval_every)  # every eval_every epochs, and after the last
     cell_s = preset.epochs * (n_train // bs) * step_s + (evaluations * n_test + n_train) * eval_image_s

@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from .cost import synchronize
 from .data import DatasetNotFoundError, ImageSet, load_dataset
 from .models import create_model
 from .plugins import Context, Countermeasure
 from .presets import Preset, get_preset
 from .registry import countermeasures, methods, models
+from .runner import _quiet
 from .training import train_victim
 
 # (label, bf16 autocast, channels_last, CUDA graph); the first is what the engine does on CUDA.
@@ -77,19 +79,8 @@ def cifar_or_random(data_root: str | None, train_size: int, test_size: int) -> t
         return random_set(train_size), random_set(test_size), "random uint8 (CIFAR-10 shape)"
 
 
-def sync(device: torch.device) -> None:
-    """Wait for the device's queued work (a no-op on the CPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _say(text: str) -> None:
     print(text, flush=True)
-
-
-def _quiet(it: Any = None, **kw: Any) -> Any:
-    """A progress-bar factory that shows nothing."""
-    return it
 
 
 def _one_epoch(preset: Preset) -> Preset:
@@ -115,7 +106,7 @@ def variant_row(train: ImageSet, test: ImageSet, preset: Preset, device: torch.d
     start = time.perf_counter()
     result = train_victim(train.images, train.labels, test.images, test.labels, 10, preset, none, 0, device,
                           victim=victim, **options)
-    sync(device)
+    synchronize(device)
     return {
         "images_per_second": result.images_per_second, "wall_s": time.perf_counter() - start,
         "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
@@ -179,7 +170,7 @@ def _concurrent_cell(device_name: str, data_root: str | None, train_size: int, t
     start = time.time()
     result = train_victim(train.images, train.labels, test.images, test.labels, 10, preset, none, 0, device,
                           victim=victim)
-    sync(device)
+    synchronize(device)
     results.put((start, time.time(), epochs * len(train.images), result.cuda_graph))
 
 
@@ -242,7 +233,7 @@ def check_gpu(
     none = countermeasures.get("none")()
     start = time.perf_counter()
     train_victim(train.images[:5000], train.labels[:5000], test.images, test.labels, 10, quick, none, 0, device)
-    sync(device)
+    synchronize(device)
     report["quick_cell_s"] = time.perf_counter() - start
     _say(f"quick cell ({quick.model}, {quick.epochs} epochs of {min(5000, len(train.images)):,} images): "
          f"{report['quick_cell_s']:.1f} s")
@@ -318,17 +309,17 @@ def check_dh(device: torch.device, steps: int = 200, images: int = 50_000) -> di
     secrets, secret_labels = procedural_images(10, 10, 32, 0)
     resnet = create_model("resnet18", 10).to(device).eval().requires_grad_(False)
     assignment = assign_secrets(labels, secret_labels, "class", gen)
-    sync(device)
+    synchronize(device)
     start = time.perf_counter()
     net, history = train_hiding_network(covers, labels, secrets, assignment, resnet, s, 0, device, _quiet)
-    sync(device)
+    synchronize(device)
     step_s = (time.perf_counter() - start) / steps
     full = torch.randint(0, 256, (images, 3, 32, 32), dtype=torch.uint8, generator=gen)
     assign_full = assign_secrets(torch.arange(images) % 10, secret_labels, "class", gen)
-    sync(device)
+    synchronize(device)
     start = time.perf_counter()
     hide_all(net, full, secrets, assign_full, 0.0, device, _quiet)
-    sync(device)
+    synchronize(device)
     report["paper_network"] = {
         "step_ms": 1000 * step_s, "projected_training_min": step_s * paper["steps"] / 60,
         "generation_images": images, "generation_s": time.perf_counter() - start,

@@ -272,17 +272,16 @@ def _cells(board: Leaderboard, frame: pd.DataFrame, missing: str, spread: bool =
     several = board.seeds.max().max() > 1
 
     def text(i: int, j: int, v: float) -> str:
-        column = frame.columns[j]
+        method, column = frame.index[i], frame.columns[j]
         if status.iat[i, j] == FAILED:
             return FAILED
         if status.iat[i, j] == MISSING or pd.isna(v):
             return missing
         out = f"{v:.1f}"
         if spread and several and column in SUMMARY_COLUMNS:
-            out += f" [{board.low.iat[i, board.low.columns.get_loc(column)]:.1f}–" \
-                   f"{board.high.iat[i, board.high.columns.get_loc(column)]:.1f}]"
-        elif spread and column not in SUMMARY_COLUMNS and board.seeds.iat[i, board.seeds.columns.get_loc(column)] > 1:
-            out += f" ± {board.std.iat[i, board.std.columns.get_loc(column)]:.1f}"
+            out += f" [{board.low.at[method, column]:.1f}–{board.high.at[method, column]:.1f}]"
+        elif spread and column not in SUMMARY_COLUMNS and board.seeds.at[method, column] > 1:
+            out += f" ± {board.std.at[method, column]:.1f}"
         return out + ("*" if incomplete.iat[i] and column in SUMMARY_COLUMNS else "") \
             + (UNSTABLE_MARK if unstable.iat[i, j] else "")
 

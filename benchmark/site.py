@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from .leaderboard import (FAILED, MISSING, OK, SUMMARY_COLUMNS, UNSTABLE_MARK, UNSTABLE_SPREAD, Leaderboard,
-                          _cells, _inside, _safe, _stems, build_leaderboards)
+                          _cells, _flat, _inside, _safe, _stems, build_leaderboards)
 from .presets import PLUMBING_ONLY
 from .store import read_rows
 
@@ -79,17 +79,6 @@ def _kv(mapping: Any) -> str:
     items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v if isinstance(v, str) else json.dumps(v, default=str))}</dd>"
                     for k, v in mapping.items())
     return f"<dl class=\"kv\">{items}</dl>"
-
-
-def _flat(value: Any, prefix: str = "") -> dict[str, str]:
-    """A nested dict as dotted key → text."""
-    if not isinstance(value, dict):
-        return {}
-    out: dict[str, str] = {}
-    for key, item in value.items():
-        name = f"{prefix}{key}"
-        out |= _flat(item, f"{name}.") if isinstance(item, dict) else {name: str(item)}
-    return out
 
 
 def curve_svg(series: list[tuple[str, Any]], width: int = 360, height: int = 200) -> str:
