@@ -42,6 +42,16 @@ class Fact:
                 if m != "clean" and m not in self.exclude and (not self.norms or b.startswith(self.norms))]
 
 
+@dataclass(frozen=True)
+class Contrast:
+    """A comparative claim (docs/compare.md): `countermeasure` wins back a larger share of `more`'s damage than of `less`'s."""
+
+    text: str
+    countermeasure: str
+    more: str
+    less: str
+
+
 FACTS = (
     Fact("grayscale restores EM and LSP", "grayscale", True, methods=("em", "lsp")),
     Fact("grayscale does not restore TAP or OPS", "grayscale", False, methods=("tap", "ops")),
@@ -49,6 +59,7 @@ FACTS = (
     Fact("adversarial training restores all but OPS", "adv_train", True, exclude=("ops",)),
     Fact("adversarial training does not restore OPS", "adv_train", False, methods=("ops",)),
 )
+CONTRASTS = (Contrast("adversarial training restores EM more than REM", "adv_train", "em", "rem"),)
 
 
 def read_reference(path: str | os.PathLike) -> pd.DataFrame:
@@ -155,7 +166,31 @@ def compare(rows: list[dict[str, Any]], reference: pd.DataFrame) -> Comparison:
                 "reference": _pair(reference, method, fact.countermeasure, theirs),
                 "verdict": verdict,
             })
+    verdicts += [_contrast(c, ours, reference, per_seed) for c in CONTRASTS if {c.more, c.less} <= set(budgets)]
     return Comparison(board, reference, cells, pd.DataFrame(verdicts, columns=["fact", "method", "ours", "reference", "verdict"]))
+
+
+def _contrast(c: Contrast, ours: pd.DataFrame, reference: pd.DataFrame, per_seed: list[pd.DataFrame]) -> dict[str, str]:
+    """One verdict row for a comparative fact, judged on seed means like a `Fact`."""
+    def shares(table: pd.DataFrame) -> tuple[float, float]:
+        return recovery(table, c.more, c.countermeasure), recovery(table, c.less, c.countermeasure)
+
+    def text(table: pd.DataFrame) -> str:
+        more, less = shares(table)
+        return "–" if math.isnan(more) or math.isnan(less) else f"{c.more} {more:.2f}, {c.less} {less:.2f}"
+
+    more, less = shares(ours)
+    if math.isnan(more) or math.isnan(less):
+        verdict = "not run"
+    elif min(_damage(ours, m, c.countermeasure) for m in (c.more, c.less)) < MIN_DAMAGE:
+        verdict = "too little protection to judge"
+    else:
+        verdict = "reproduced" if more > less else "MISS"
+        seeds = [m > n for m, n in (shares(t) for t in per_seed) if not (math.isnan(m) or math.isnan(n))]
+        if len(set(seeds)) > 1:
+            verdict = "uncertain: the seeds disagree on the order"
+    return {"fact": c.text, "method": f"{c.more} vs {c.less}", "ours": text(ours), "reference": text(reference),
+            "verdict": verdict}
 
 
 def _pair(table: pd.DataFrame, method: str, countermeasure: str, share: float) -> str:

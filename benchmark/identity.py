@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 # Dataclass field metadata of a plugin parameter that names a file or folder: its content, not its path,
 # is part of every key, so new weights or images at the same path make a new setting.
 CONTENT: dict[str, bool] = {"content": True}
+# Field metadata of a parameter added after results were published: at its default it is left out of every key,
+# so the cells it cannot have changed keep their ids (the new behaviour is reached only by setting it).
+ADDED: dict[str, bool] = {"added": True}
 LIBRARIES = ("torch", "torchvision", "kornia", "torchattacks", "diffusers", "Pillow", "numpy", "pandas")
 
 
@@ -74,8 +77,10 @@ def content_digest(path: str | os.PathLike) -> str:
 def effective_settings(plugin: Plugin, preset: Preset) -> dict[str, Any]:
     """The parameters with the preset's values in place of their sentinels, plus derived settings;
     content parameters are replaced by the SHA-256 of what they point at."""
-    settings = {**plugin.params(), **plugin.settings(preset)}
-    for f in plugin.param_fields():
+    fields = plugin.param_fields()
+    added = {f.name for f in fields if f.metadata.get("added") and getattr(plugin, f.name) == f.default}
+    settings = {**{k: v for k, v in plugin.params().items() if k not in added}, **plugin.settings(preset)}
+    for f in fields:
         if f.metadata.get("content") and settings.get(f.name):
             settings[f.name] = "sha256:" + content_digest(settings[f.name])
     return settings

@@ -54,10 +54,15 @@ class Cutout(Countermeasure):
 
 @dataclass
 class _LabelMixing(Countermeasure):
-    """Shared by MixUp and CutMix: with probability `prob` mix the batch (torchvision v2), labels always soft."""
+    """Shared by MixUp and CutMix: with probability `prob` mix the batch (torchvision v2), labels always soft.
+
+    `prob` 1 (version 2; version 1 mixed half the batches): the papers mix every batch, and so does APBench,
+    whose reference column runs kornia's RandomMixUpV2 / RandomCutMixV2 at their default p = 1."""
+
+    version = "2"
 
     alpha: float = 1.0
-    prob: float = 0.5
+    prob: float = 1.0
     family = "augmentation"
 
     def __post_init__(self) -> None:
@@ -84,7 +89,7 @@ class _LabelMixing(Countermeasure):
 @register_countermeasure("cutmix")
 @dataclass
 class CutMix(_LabelMixing):
-    """CutMix (Yun et al. 2019): with prob 0.5 paste a box of a partner image, λ ~ Beta(1, 1), area-weighted labels."""
+    """CutMix (Yun et al. 2019): every batch, paste a box of a partner image, λ ~ Beta(1, 1), area-weighted labels."""
 
     def make_transform(self, num_classes: int) -> T.Transform:
         return T.CutMix(alpha=self.alpha, num_classes=num_classes)
@@ -93,7 +98,7 @@ class CutMix(_LabelMixing):
 @register_countermeasure("mixup")
 @dataclass
 class MixUp(_LabelMixing):
-    """MixUp (Zhang et al. 2018): with prob 0.5 blend each image with a partner, λ ~ Beta(1, 1), labels alike."""
+    """MixUp (Zhang et al. 2018): every batch, blend each image with a partner, λ ~ Beta(1, 1), labels alike."""
 
     def make_transform(self, num_classes: int) -> T.Transform:
         return T.MixUp(alpha=self.alpha, num_classes=num_classes)
@@ -160,27 +165,36 @@ def plasma(n: int, height: int, width: int, roughness: torch.Tensor, gen: torch.
 @register_countermeasure("ueraser")
 @dataclass
 class UEraser(Countermeasure):
-    """UEraser (Qin et al. 2023): plasma, channel shuffle, TrivialAugment, JPEG; max loss of 5 copies early on.
+    """UEraser-max (Qin et al. 2023, APBench's column): plasma, channel shuffle, TrivialAugment; max loss of 5 copies.
 
-    Plasma brightness and contrast, channel shuffle, TrivialAugment and JPEG of random quality in [10, 100)
-    on every batch; in the first 30% of the epochs each image gets `repeats` augmented copies and its loss is
-    the largest of theirs (UEraser's adversarial augmentation). It is a loss, so it overrides training_step."""
+    The reference column's variant, APBench's UEraser-max: on every batch of every epoch each image gets
+    `repeats` augmented copies (plasma brightness and plasma contrast, each with probability `plasma_prob`,
+    channel shuffle with probability 0.5, TrivialAugment) and its loss is the largest of theirs (UEraser's
+    adversarial augmentation). It is a loss, so it overrides training_step. Variants by parameter:
+    `repeat_fraction=0.3` repeats only in the first 30% of the epochs (the UEraser repository's schedule,
+    60 of 200), `repeat_fraction=0` never (UEraser-Lite); `plasma_prob=0.5` is the UEraser repository's
+    policy; `jpeg=true` JPEG-compresses each copy at a random quality in [10, 100) before the augmentations,
+    as APBench does for TAP and AR only (with `plasma_prob=0.8`)."""
 
-    cost = 3.3
+    version = "2"  # version 1: plasma p 0.5, JPEG of random quality on every batch, repeats in the first 30%
+    cost = 13.0  # every epoch repeats K = 5: a quick cell took 8.2 min (clean, seed 0, one thread, shared CPU)
 
     repeats: int = 5
-    repeat_fraction: float = 0.3  # UEraser trains 200 epochs and repeats in the first 60
+    repeat_fraction: float = 1.0  # the first epochs that repeat; UEraser-max: all (APBench's repeat_epoch 300 > 200)
+    plasma_prob: float = 1.0  # APBench's UEraser; the UEraser repository's default 0.5, APBench's JPEG variant 0.8
+    jpeg: bool = False
     family = "augmentation"
 
-    # UEraser's public code: plasma roughness U(0.3, 0.7), brightness intensity U(0.5, 1), each with p 0.5.
+    # UEraser's public code: plasma roughness U(0.3, 0.7), brightness intensity U(0.5, 1).
     ROUGHNESS: ClassVar[tuple[float, float]] = (0.3, 0.7)
     INTENSITY: ClassVar[tuple[float, float]] = (0.5, 1.0)
-    JPEG_QUALITY: ClassVar[tuple[int, int]] = (10, 99)  # inclusive: q ∈ [10, 100)
+    JPEG_QUALITY: ClassVar[tuple[int, int]] = (10, 99)  # inclusive: q ∈ [10, 100), as APBench's random JPEG
 
     def __post_init__(self) -> None:
         if self.repeats < 1:
             raise ValueError(f"ueraser repeats must be >= 1 (1: no adversarial repeat), got {self.repeats}")
         _check_range("ueraser repeat_fraction", self.repeat_fraction, 0.0, 1.0, "a fraction of the epochs")
+        _check_range("ueraser plasma_prob", self.plasma_prob, 0.0, 1.0, "a probability")
         self._kornia = K.AugmentationSequential(K.RandomChannelShuffle(p=0.5), K.auto.TrivialAugment())
         self._gen: torch.Generator | None = None
         self._repeat_epochs = 0
@@ -204,19 +218,11 @@ class UEraser(Countermeasure):
     def _contrast(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return ((x - 0.5) * 4 * self._plasma_maps(x, gen) + 0.5).clamp_(0, 1)
 
-    def transform(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """One independent UEraser augmentation of every image of a float batch in [0, 1]."""
-        # Plasma brightness and contrast as kornia's RandomPlasmaBrightness/Contrast (per-channel maps, p 0.5),
-        # with the maps from `plasma`: kornia's convolution-based diamond_square alone took ~50% of a
-        # quick-preset training step on the CPU.
-        for op in (self._brightness, self._contrast):
-            chosen = (torch.rand(len(x), generator=gen, device=x.device) < 0.5).nonzero().flatten()
-            x = x.index_copy(0, chosen, op(x[chosen], gen))
-        with global_rng_from(gen), torch.no_grad():  # kornia draws its parameters from the global RNG
-            x = self._kornia(x)
-        # The real JPEG codec at one quality per call, as UEraser's own JPEG layer: torchvision's, on uint8,
-        # 2.4× faster here than kornia's differentiable approximation. torchvision 0.29 deprecates its codec
-        # in favour of torchcodec (pyproject caps torchvision below 0.30); the warning would fire every batch.
+    def _jpeg(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """The real JPEG codec at one random quality for the whole batch, as APBench's random JPEG."""
+        # torchvision's codec on uint8: 2.4× faster here than kornia's differentiable approximation. torchvision
+        # 0.29 deprecates it in favour of torchcodec (pyproject caps torchvision below 0.30); the warning would
+        # fire every batch.
         low, high = self.JPEG_QUALITY
         quality = int(torch.randint(low, high + 1, (), generator=gen, device=gen.device))
         with warnings.catch_warnings():
@@ -224,10 +230,28 @@ class UEraser(Countermeasure):
             coded = TF.jpeg(x.mul(255).round_().to(torch.uint8), quality)
         return coded.to(x.dtype).div_(255)
 
+    def transform(self, x: torch.Tensor, gen: torch.Generator, copies: int = 1) -> torch.Tensor:
+        """One independent UEraser augmentation of every image of a float batch in [0, 1] that holds `copies`
+        equal parts (the repeats of one batch: with `jpeg`, each part gets its own quality, as each of
+        APBench's repeated calls does)."""
+        if self.jpeg:
+            x = torch.cat([self._jpeg(part, gen) for part in x.chunk(copies)])
+        # Plasma brightness and contrast as kornia's RandomPlasmaBrightness/Contrast (per-channel maps, each
+        # image with probability `plasma_prob`), with the maps from `plasma`: kornia's convolution-based
+        # diamond_square alone took ~50% of a quick-preset training step on the CPU.
+        for op in (self._brightness, self._contrast):
+            chosen = (torch.rand(len(x), generator=gen, device=x.device) < self.plasma_prob).nonzero().flatten()
+            if len(chosen) == len(x):
+                x = op(x, gen)
+            elif len(chosen):
+                x = x.index_copy(0, chosen, op(x[chosen], gen))
+        with global_rng_from(gen), torch.no_grad():  # kornia draws its parameters from the global RNG
+            return self._kornia(x)
+
     def training_step(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int) -> torch.Tensor:
         if self._gen is None:
             raise RuntimeError("ueraser: call setup(ctx) before training (it needs the preset and a generator)")
         k = self.repeats if epoch < self._repeat_epochs else 1
-        copies = self.transform(x.repeat(k, 1, 1, 1), self._gen).contiguous(memory_format=torch.channels_last)
+        copies = self.transform(x.repeat(k, 1, 1, 1), self._gen, k).contiguous(memory_format=torch.channels_last)
         losses = F.cross_entropy(model(copies), y.repeat(k), reduction="none")
         return losses.view(k, -1).max(dim=0).values.mean()

@@ -101,20 +101,24 @@ class MeanFilter(ImageFilter):
 @register_countermeasure("bit_depth")
 @dataclass
 class BitDepth(Countermeasure):
-    """Bit-depth reduction (BDR): each channel rounded to 2^bits evenly spaced levels from 0 to 255."""
+    """Bit-depth reduction (BDR): keep the top `bits` bits of each channel (2: levels 0, 64, 128, 192).
+
+    What ISS and APBench run, torchvision's `RandomPosterize(bits=2, p=1)`: the low 8 − bits bits are
+    cleared, a floor to multiples of 2^(8 − bits): at 2 bits 255 becomes 192 and a pixel drops by 0 to 63/255.
+    (Version 1 rounded to 2^bits evenly spaced levels, 0, 85, 170, 255, instead.)"""
+
+    version = "2"
 
     bits: int = 2
     family = "pre-processing"
 
     def __post_init__(self) -> None:
-        if not 1 <= self.bits <= 8:
+        if isinstance(self.bits, bool) or not isinstance(self.bits, int) or not 1 <= self.bits <= 8:
             raise ValueError(f"bit_depth bits must be in 1..8 bits per channel, got {self.bits}")
 
     def preprocess(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
-        top = 2**self.bits - 1
-        # x·top/255 is never exactly k + 0.5 for integer x (2x·top is even, 255·(2k+1) odd): no rounding ties.
-        level = torch.round(images.float() * (top / 255))
-        return torch.round(level * (255 / top)).to(torch.uint8)
+        mask = (0xFF << (8 - self.bits)) & 0xFF  # the top `bits` bits of a byte
+        return images & mask
 
 
 @register_countermeasure("grayscale")

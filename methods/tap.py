@@ -11,6 +11,7 @@ import torchattacks
 from benchmark.plugins import Budget, Context, Method
 from benchmark.presets import Preset
 from benchmark.registry import register_method
+from benchmark.training import random_crop_flip
 
 from .attacks import accuracy, batches, quantize, toward
 
@@ -25,6 +26,7 @@ class TargetedAdversarialPoisoning(Method):
     """Targeted adversarial poisoning, L∞ 8/255: PGD on a clean surrogate towards label (y+1) mod C."""
 
     cost = 11.0  # with the surrogate's training
+    version = "2"  # 2: crop-and-flip inside every PGD step (`augment`), as the official code by default
 
     eps: float = 8.0  # L∞ radius in 1/255 steps
     steps: int = 0  # PGD steps (0: the preset's)
@@ -32,6 +34,7 @@ class TargetedAdversarialPoisoning(Method):
     restarts: int = 0  # random restarts, the lowest target loss wins per image (0: the preset's)
     shift: int = 1  # target label = (y + shift) mod C
     arch: str = ""  # surrogate architecture (empty: the preset's victim)
+    augment: bool = True  # each PGD step sees a random 4-px shift and flip of the image (the official `paugment`)
 
     def __post_init__(self) -> None:
         if not 0 < self.eps <= 255:
@@ -48,6 +51,7 @@ class TargetedAdversarialPoisoning(Method):
         return {
             "eps": self.eps, "steps": self.steps or steps, "step_size": self.step_size or step_size,
             "restarts": self.restarts or restarts, "shift": self.shift, "arch": self.arch or preset.model,
+            "augment": self.augment,
         }
 
     def generate(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
@@ -55,9 +59,10 @@ class TargetedAdversarialPoisoning(Method):
         if self.shift % ctx.num_classes == 0:
             raise ValueError(f"shift {self.shift} maps every label to itself with {ctx.num_classes} classes")
         model = ctx.surrogate(s["arch"])
-        c = ctx.num_classes
-        pgd = toward(lambda y: (y + self.shift) % c, torchattacks.PGD(model, s["eps"] / 255, s["step_size"] / 255, s["steps"]))
         device = next(model.parameters()).device
+        c = ctx.num_classes
+        attacked = _Augmented(model, ctx.generator("tap/augment", device)) if s["augment"] else model
+        pgd = toward(lambda y: (y + self.shift) % c, torchattacks.PGD(attacked, s["eps"] / 255, s["step_size"] / 255, s["steps"]))
         x = images.float().div_(255)
         target = (labels + self.shift) % c
         best = x.clone()
@@ -74,7 +79,18 @@ class TargetedAdversarialPoisoning(Method):
         protected = quantize(images, best - x)
         ctx.notes.update(
             settings=s,
-            surrogate_clean_acc=accuracy(model, x, labels),
+            surrogate_train_acc=accuracy(model, x, labels),  # on the images it was trained on
             target_success=accuracy(model, protected.float().div_(255), target),
         )
         return protected
+
+
+class _Augmented(torch.nn.Module):
+    """`model` behind a fresh random crop-and-flip of every batch it sees (differentiable: a gather)."""
+
+    def __init__(self, model: torch.nn.Module, gen: torch.Generator) -> None:
+        super().__init__()
+        self.model, self.gen = model, gen
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(random_crop_flip(x, self.gen))

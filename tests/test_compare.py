@@ -11,7 +11,8 @@ from benchmark.cli import main
 from benchmark.compare import _pair, compare, read_reference, recovery, render_markdown
 
 REFERENCE = Path(__file__).resolve().parents[1] / "references" / "cifar10-resnet18.csv"
-BUDGETS = {"clean": "unbounded", "em": "L∞ ≤ 8/255", "tap": "L∞ ≤ 8/255", "lsp": "L2 ≤ 1.304", "ops": "L0 ≤ 1 pixel"}
+BUDGETS = {"clean": "unbounded", "em": "L∞ ≤ 8/255", "tap": "L∞ ≤ 8/255", "lsp": "L2 ≤ 1.304", "ops": "L0 ≤ 1 pixel",
+           "rem": "L∞ ≤ 8/255", "ar": "L2 ≤ 1"}
 
 
 def _rows(table: pd.DataFrame) -> list[dict]:
@@ -24,8 +25,8 @@ def _rows(table: pd.DataFrame) -> list[dict]:
 def test_the_reference_numbers_reproduce_every_fact_they_speak_about():
     reference = read_reference(REFERENCE)
     result = compare(_rows(reference), reference)
-    assert set(result.facts["method"]) == {"em", "tap", "lsp", "ops"}
-    assert result.checked == len(result.facts) == 11  # grayscale 4, JPEG-10 3 (L∞/L2), AT 3 + OPS
+    assert set(result.facts["method"]) == {"em", "tap", "lsp", "ops", "rem", "ar", "em vs rem"}
+    assert result.checked == len(result.facts) == 16  # grayscale 4, JPEG-10 5 (L∞/L2), AT 5 + OPS, EM vs REM
     assert result.reproduced == result.checked
     assert result.cells.at["em", "grayscale"] == "92.0 (92.0)"
 
@@ -55,7 +56,7 @@ def test_cli_prints_and_writes_the_comparison(tmp_path, capsys):
     (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(read_reference(REFERENCE))))
     assert main(["compare", str(run), "--reference", str(REFERENCE), "--out", str(tmp_path / "cmp.md")]) == 0
     text = capsys.readouterr().out
-    assert "11 of 11 reproduced" in text and (tmp_path / "cmp.md").read_text() + "\n" == text
+    assert "16 of 16 reproduced" in text and (tmp_path / "cmp.md").read_text() + "\n" == text
     assert main(["compare", str(run), "--reference", str(tmp_path / "nope.csv")]) == 2
     assert "no reference file" in capsys.readouterr().err
 
@@ -85,3 +86,16 @@ def test_facts_use_seed_means_and_seeds_on_both_sides_are_uncertain():
     assert tap["verdict"] == "reproduced" and tap["ours"].endswith("seeds 0.05–0.10")
     assert (result.uncertain, result.checked) == (1, 1)
     assert "1 of 1 reproduced, 1 uncertain" in render_markdown(result, "ref.csv")
+
+
+def test_rem_resisting_adversarial_training_less_than_em_is_a_miss_and_split_seeds_are_uncertain():
+    accs = {("clean", "none"): (60.0, 60.0), ("em", "none"): (20.0, 20.0), ("rem", "none"): (20.0, 20.0),
+            ("em", "adv_train"): (40.0, 40.0), ("rem", "adv_train"): (50.0, 30.0)}
+    rows = [{"cell_id": f"{m}/{d}/{s}", "status": "ok", "dataset": "cifar10", "preset": "quick", "model": "fastcnn",
+             "method": m, "countermeasure": d, "seed": s, "final_acc": a[s] / 100, "budget": BUDGETS[m]}
+            for (m, d), a in accs.items() for s in (0, 1)]
+    verdict = compare(rows, read_reference(REFERENCE)).facts.set_index("method").loc["em vs rem"]
+    assert verdict["verdict"] == "uncertain: the seeds disagree on the order"  # seed 0: REM 0.75 > EM 0.5
+    one_seed = [r for r in rows if r["seed"] == 0]
+    verdict = compare(one_seed, read_reference(REFERENCE)).facts.set_index("method").loc["em vs rem"]
+    assert (verdict["verdict"], verdict["ours"], verdict["reference"]) == ("MISS", "em 0.50, rem 0.75", "em 0.83, rem 0.78")

@@ -9,6 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torchvision.transforms import RandomPosterize
+import torchvision.transforms.v2.functional as TF
+from torchvision.transforms.v2.functional import posterize
 
 from benchmark.metrics import perturbation_metrics
 from benchmark.models import create_model
@@ -132,12 +135,32 @@ def test_jpeg50_lowers_psnr_less_than_jpeg10(cifar_small, ctx):
     assert _psnr(cifar_small.images, q10) + 3 < _psnr(cifar_small.images, q50)
 
 
-def test_bit_depth_leaves_at_most_four_levels_per_channel(cifar_small, ctx):
-    out = _made("bit_depth", ctx).run_preprocess(cifar_small.images, cifar_small.labels, ctx)
-    for c in range(3):
-        assert set(out[:, c].unique().tolist()) <= {0, 85, 170, 255}
-    # Each pixel moves to its nearest level: at most half a step (42.5) away.
-    assert (out.int() - cifar_small.images.int()).abs().max() <= 42
+def test_bit_depth_keeps_the_top_two_bits_as_torchvisions_posterize(cifar_small, ctx):
+    images = cifar_small.images
+    cm = _made("bit_depth", ctx)
+    assert cm.bits == 2 and cm.version == "2"
+    out = cm.run_preprocess(images, cifar_small.labels, ctx)
+    assert out.dtype == torch.uint8 and out.shape == images.shape
+    # A floor to multiples of 64, never a rounding: the levels are 0, 64, 128, 192 and 255 becomes 192.
+    assert torch.equal(out, images // 64 * 64)
+    assert set(out.unique().tolist()) == {0, 64, 128, 192}, "real images reach every level"
+    assert torch.equal(out >> 6, images >> 6), "the top two bits are kept"
+    assert not (out & 63).any(), "the six low bits are cleared"
+    assert (images & 63).any() and (out <= images).all() and (images - out).max() == 63
+    # ISS and APBench: torchvision's RandomPosterize(bits=2, p=1).
+    iss = RandomPosterize(bits=2, p=1)
+    for i in range(0, len(images), 29):
+        assert torch.equal(out[i], iss(images[i]))
+
+
+@pytest.mark.parametrize("bits", [1, 5, 8])
+def test_bit_depth_bits_sets_how_many_top_bits_stay(bits, cifar_small, ctx):
+    images = cifar_small.images
+    out = _made("bit_depth", ctx, bits=bits).run_preprocess(images, cifar_small.labels, ctx)
+    step = 2 ** (8 - bits)
+    assert torch.equal(out, images // step * step)
+    assert torch.equal(out, posterize(images, bits))
+    assert len(out.unique()) <= 2**bits
 
 
 def test_median_filter_removes_salt_and_pepper_noise(cifar_small, ctx):
@@ -221,6 +244,26 @@ def test_label_mixing_skipped_batches_keep_images_and_one_hot_labels(name, cifar
     assert torch.equal(out, x) and torch.equal(soft, F.one_hot(y, 10).float())
 
 
+@pytest.mark.parametrize("name", ["mixup", "cutmix"])
+def test_label_mixing_mixes_every_batch_by_default(name, cifar_small, ctx):
+    # Zhang et al. and Yun et al. mix every batch, and so does APBench (kornia's p = 1 by default).
+    x, y = _batch(cifar_small, 64)
+    cm = _made(name, ctx)
+    assert cm.prob == 1.0 and cm.version == "2"
+    for seed in range(20):
+        out, soft = cm.augment(x, y, torch.Generator().manual_seed(seed))
+        assert not torch.equal(out, x), f"batch {seed} was left unmixed"
+        assert (soft.max(1).values < 1).any(), f"batch {seed} kept one-hot labels"
+
+
+@pytest.mark.parametrize("name", ["mixup", "cutmix"])
+def test_label_mixing_prob_mixes_that_share_of_batches(name, cifar_small, ctx):
+    x, y = _batch(cifar_small, 16)
+    cm = _made(name, ctx, prob=0.5)
+    mixed = sum(not torch.equal(cm.augment(x, y, torch.Generator().manual_seed(s))[0], x) for s in range(200))
+    assert 70 <= mixed <= 130  # Binomial(200, 0.5): ±4 standard deviations
+
+
 def test_autoaugment_output_stays_on_the_uint8_grid(cifar_small, ctx):
     x, y = _batch(cifar_small, 64)
     out, _ = _made("autoaugment", ctx).augment(x, y, torch.Generator().manual_seed(0))
@@ -276,16 +319,84 @@ def test_adv_train_attacks_the_last_adv_epochs_and_reports_them(cifar_small, ctx
     assert len(calls) == 1 + (10 + 1), "a standard step, then 10 PGD steps and the update"
 
 
-def test_ueraser_repeats_in_the_early_epochs_only(cifar_small, ctx):
+def _forward_sizes(model: torch.nn.Module) -> list[int]:
+    seen: list[int] = []
+    model.register_forward_hook(lambda m, inputs, out: seen.append(len(inputs[0])))
+    return seen
+
+
+def test_ueraser_max_repeats_in_every_epoch(cifar_small, ctx):
+    # The reference column is APBench's UEraser-max: K = 5 copies and their max loss in all epochs.
     x, y = _batch(cifar_small, 16)
     cm = _made("ueraser", ctx)
+    assert cm.version == "2" and (cm.repeats, cm.repeat_fraction, cm.plasma_prob, cm.jpeg) == (5, 1.0, 1.0, False)
+    assert cm.settings(ctx.preset)["repeat_epochs"] == ctx.preset.epochs == 4
+    model = create_model("tinycnn", 10)
+    seen = _forward_sizes(model)
+    for epoch in range(ctx.preset.epochs):
+        cm.training_step(model, x, y, epoch)
+    assert seen == [5 * 16] * 4
+
+
+def test_ueraser_repeat_fraction_repeats_in_the_early_epochs_only(cifar_small, ctx):
+    x, y = _batch(cifar_small, 16)
+    cm = _made("ueraser", ctx, repeat_fraction=0.3)
     assert cm.settings(ctx.preset)["repeat_epochs"] == round(0.3 * ctx.preset.epochs) == 1
     model = create_model("tinycnn", 10)
-    seen = []
-    model.register_forward_hook(lambda m, inputs, out: seen.append(len(inputs[0])))
+    seen = _forward_sizes(model)
     cm.training_step(model, x, y, epoch=0)
     cm.training_step(model, x, y, epoch=1)
     assert seen == [5 * 16, 16]
+    assert _made("ueraser", ctx, repeat_fraction=0.0).settings(ctx.preset)["repeat_epochs"] == 0  # UEraser-Lite
+
+
+def test_ueraser_loss_is_the_mean_over_images_of_the_largest_copy_loss(cifar_small, ctx):
+    x, y = _batch(cifar_small, 8)
+    torch.manual_seed(0)
+    model = create_model("tinycnn", 10).eval()
+    cm = _made("ueraser", ctx)
+    loss = cm.training_step(model, x, y, epoch=0)
+    cm.setup(ctx)  # the same generator state again: the same five copies
+    copies = cm.transform(x.repeat(5, 1, 1, 1), cm._gen, 5)
+    with torch.no_grad():
+        per_copy = F.cross_entropy(model(copies), y.repeat(5), reduction="none").view(5, 8)
+    assert torch.allclose(loss, per_copy.max(0).values.mean(), atol=1e-5)
+    assert loss > per_copy.mean() + 1e-3
+
+
+@pytest.mark.parametrize("prob, expected", [(1.0, "all"), (0.0, "none"), (0.5, "some")])
+def test_ueraser_plasma_prob_is_the_share_of_images_given_each_plasma(prob, expected, cifar_small, ctx):
+    x, _ = _batch(cifar_small, 64)
+    cm = _made("ueraser", ctx, plasma_prob=prob)
+    sizes: list[int] = []
+    maps = cm._plasma_maps
+    cm._plasma_maps = lambda images, gen: sizes.append(len(images)) or maps(images, gen)
+    cm.transform(x, torch.Generator().manual_seed(0))
+    if expected == "all":
+        assert sizes == [64, 64], "plasma brightness and plasma contrast on every image"
+    elif expected == "none":
+        assert sizes == []
+    else:
+        assert len(sizes) == 2 and all(16 <= n <= 48 for n in sizes)
+
+
+@pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")  # torchvision 0.29
+def test_ueraser_jpeg_codes_each_copy_at_its_own_quality_in_10_to_99(cifar_small, ctx):
+    x, _ = _batch(cifar_small, 8)
+    qualities: list[int] = []
+    for jpeg in (False, True):
+        cm = _made("ueraser", ctx, jpeg=jpeg, plasma_prob=0.0)
+        cm._kornia = torch.nn.Identity()  # leave only the JPEG stage
+        out = cm.transform(x.repeat(5, 1, 1, 1), torch.Generator().manual_seed(3), copies=5)
+        if not jpeg:
+            assert torch.equal(out, x.repeat(5, 1, 1, 1)), "no JPEG by default"
+            continue
+        uint8 = (x * 255).round().to(torch.uint8)
+        for part in out.chunk(5):
+            match = [q for q in range(10, 100) if torch.equal(part, TF.jpeg(uint8, q).float() / 255)]
+            assert match, "each copy is the real JPEG codec's output at a quality in [10, 100)"
+            qualities.append(match[0])
+    assert len(set(qualities)) > 1, "the copies are coded at different qualities"
 
 
 def test_ueraser_transform_keeps_range_and_follows_the_generator(cifar_small, ctx):
@@ -351,6 +462,8 @@ def test_ortho_projection_removes_a_class_wise_shortcut(cifar_small, ctx):
     ("gaussian_blur", "kernel", "4", "kernel must be an odd number of pixels >= 1, got 4"),
     ("mixup", "prob", "1.5", r"prob must be in \[0, 1\] \(a probability\), got 1.5"),
     ("ueraser", "repeats", "0", "repeats must be >= 1"),
+    ("ueraser", "plasma_prob", "1.5", r"plasma_prob must be in \[0, 1\] \(a probability\), got 1.5"),
+    ("bit_depth", "bits", "0", "bits must be in 1..8 bits per channel, got 0"),
     ("adv_train", "eps", "0", r"eps must be in \(0, 255\]"),
     ("resize", "scale", "2", r"scale must be in \(0, 1\)"),
 ])

@@ -78,3 +78,41 @@ def test_a_countermeasure_parameter_reuses_the_protected_set_but_not_the_cell(co
     assert second["method_id"] == first["method_id"] and second["countermeasure_id"] != first["countermeasure_id"]
     assert second["countermeasure_label"] == "jpeg10[quality=20]" and first["countermeasure_label"] == "jpeg10"
     assert first["config_id"] != second["config_id"]
+
+
+def test_a_parameter_added_at_its_default_keeps_every_key():
+    """`ADDED` metadata: a new parameter left at its default leaves the identity as before it existed."""
+    from benchmark.identity import ADDED, effective_settings
+    from benchmark.plugins import Method
+
+    @dataclasses.dataclass
+    class Before(Method):
+        eps: float = 8.0
+
+    @dataclasses.dataclass
+    class After(Before):
+        extra: int = dataclasses.field(default=0, metadata=ADDED)
+
+    preset = PRESETS["smoke"]
+    assert effective_settings(After(), preset) == effective_settings(Before(), preset)
+    assert effective_settings(After(extra=3), preset) == {"eps": 8.0, "extra": 3}
+
+
+def test_classwise_em_uses_a_stratified_subset_only_where_asked(config):
+    em = methods.get("em-classwise")
+    assert "subset" not in em().settings(PRESETS["quick"])
+    paper = em().settings(PRESETS["paper"])
+    assert (paper["subset"], paper["steps"], paper["step_size"]) == (0.2, 1, 0.8)  # the official class-wise script
+    assert _key(dataclasses.replace(config, method_args={"em-classwise": {"subset": "0.5"}}), "em-classwise") != _key(
+        config, "em-classwise")
+    with pytest.raises(ValueError, match="subset"):
+        methods.get("em")(subset=0.5)
+
+
+def test_stratified_keeps_the_share_of_every_class():
+    import torch
+
+    labels = torch.arange(10).repeat_interleave(50)
+    keep = em_module.stratified(labels, 0.2, torch.Generator().manual_seed(0))
+    assert torch.equal(labels[keep].bincount(), torch.full((10,), 10))
+    assert len(keep.unique()) == len(keep)

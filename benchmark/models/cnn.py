@@ -34,7 +34,7 @@ def tinycnn(num_classes: int = 10) -> nn.Module:
 
 @register_model("fastcnn")
 def fastcnn(num_classes: int = 10) -> nn.Module:
-    """Three conv-BN-ReLU-max-pool stages (32-64-128) and a 4×4 conv, ~243k parameters: the CPU `quick` victim."""
+    """Three conv-BN-ReLU-max-pool stages (32-64-128), a 3×3 conv on the 4×4 map, ~243k parameters: the CPU `quick` victim."""
     features = nn.Sequential(
         conv_bn(3, 32), nn.MaxPool2d(2),
         conv_bn(32, 64), nn.MaxPool2d(2),
