@@ -46,7 +46,6 @@ class _MinMin(Method):
     stop_error: float = 0.01  # stop once the crafting model's error on the protected set is below this
     arch: str = ""  # crafting model (empty: the preset's victim architecture)
     init: str = "zero"  # starting noise: "zero" (the official scripts) or "uniform" in [-eps, eps]
-    subset: float = field(default=0.0, metadata=ADDED)  # class-wise only: the stratified share of the images that crafts the noise (0: the preset's)
 
     classwise: ClassVar[bool] = False
 
@@ -60,9 +59,6 @@ class _MinMin(Method):
         for name in ("steps", "max_rounds", "train_steps"):  # 0 means the preset's value
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
-        if not 0 <= self.subset <= 1 or (self.subset not in (0, 1) and not self.classwise):
-            valid = "(0, 1] or 0 (the preset's)" if self.classwise else "1 or 0 (sample-wise noise needs every image)"
-            raise ValueError(f"subset must be {valid}, got {self.subset}")
 
     def budget(self, image_shape: tuple[int, ...] = (3, 32, 32)) -> Budget:
         return Budget("linf", self.eps / 255)
@@ -70,11 +66,9 @@ class _MinMin(Method):
     def settings(self, preset: Preset) -> dict[str, Any]:
         """The effective settings at `preset` (zero-valued parameters take the preset's value)."""
         steps, step_size, train_steps, rounds = SCHEDULE.get(preset.name, SCHEDULE["paper"])
-        subset = 1.0
-        if self.classwise:
-            if SCHEDULE.get(preset.name, SCHEDULE["paper"]) is SCHEDULE["paper"]:
-                steps, step_size, train_steps, rounds = CLASSWISE_PAPER
-            subset = self.subset or SUBSET.get(preset.name, SUBSET["paper"])
+        subset = self.crafting_share(preset)
+        if self.classwise and SCHEDULE.get(preset.name, SCHEDULE["paper"]) is SCHEDULE["paper"]:
+            steps, step_size, train_steps, rounds = CLASSWISE_PAPER
         # A subset below 1 is a setting; all images (the only choice before `subset` existed) keeps the old keys.
         return ({"subset": subset} if subset < 1 else {}) | {
             "eps": self.eps, "steps": self.steps or steps, "step_size": self.step_size or step_size,
@@ -129,6 +123,10 @@ class _MinMin(Method):
         )
         return protected
 
+    def crafting_share(self, preset: Preset) -> float:
+        """The share of the images that crafts the noise (sample-wise noise needs every image)."""
+        return 1.0
+
     def _expand(self, noise: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return noise[y] if self.classwise else noise
 
@@ -171,4 +169,13 @@ class ErrorMinimizingClasswise(_MinMin):
     cost = 25.0
 
     stop_error: float = 0.1
+    subset: float = field(default=0.0, metadata=ADDED)  # stratified share of the images that crafts the noise (0: preset's)
     classwise: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 <= self.subset <= 1:
+            raise ValueError(f"subset must be in (0, 1], or 0 for the preset's, got {self.subset}")
+
+    def crafting_share(self, preset: Preset) -> float:
+        return self.subset or SUBSET.get(preset.name, SUBSET["paper"])

@@ -12,7 +12,7 @@ from benchmark.registry import UnknownNameError, countermeasures, methods, model
 
 
 def test_builtins_are_registered_in_table_order():
-    assert methods.names()[:8] == ["clean", "dh", "dh-8", "em", "em-classwise", "tap", "ops", "lsp"]
+    assert methods.names()[:11] == ["clean", "dh", "dh-8", "em", "em-classwise", "rem", "tap", "ops", "lsp", "ar", "cuda"]
     assert countermeasures.names()[:3] == ["none", "cutout", "cutmix"]
     assert {"tinycnn", "fastcnn", "resnet18"} <= set(models.names())
 
@@ -20,7 +20,7 @@ def test_builtins_are_registered_in_table_order():
 def test_unknown_name_lists_valid_names():
     with pytest.raises(UnknownNameError) as err:
         methods.get("nope")
-    assert "nope" in str(err.value) and "clean, dh, dh-8, em, em-classwise, tap, ops, lsp" in str(err.value)
+    assert "nope" in str(err.value) and "clean, dh, dh-8, em, em-classwise, rem, tap, ops, lsp, ar, cuda" in str(err.value)
 
 
 def test_duplicate_name_is_refused(temp_plugin):
