@@ -16,6 +16,7 @@ from torchvision.transforms.v2.functional import posterize
 from benchmark.metrics import perturbation_metrics
 from benchmark.models import create_model
 from benchmark.plugins import Countermeasure, build
+from benchmark.presets import PRESETS
 from benchmark.seeding import global_rng_from
 from benchmark.registry import countermeasures
 from benchmark.runner import Cell, GridConfig, run_cell
@@ -325,11 +326,20 @@ def _forward_sizes(model: torch.nn.Module) -> list[int]:
     return seen
 
 
-def test_ueraser_max_repeats_in_every_epoch(cifar_small, ctx):
-    # The reference column is APBench's UEraser-max: K = 5 copies and their max loss in all epochs.
-    x, y = _batch(cifar_small, 16)
+def test_ueraser_is_ueraser_max_at_paper_and_the_repository_schedule_on_the_cpu(cifar_small, ctx):
     cm = _made("ueraser", ctx)
-    assert cm.version == "2" and (cm.repeats, cm.repeat_fraction, cm.plasma_prob, cm.jpeg) == (5, 1.0, 1.0, False)
+    assert cm.version == "2" and (cm.repeats, cm.jpeg) == (5, False)
+    quick = cm.settings(PRESETS["quick"])
+    assert (quick["repeat_fraction"], quick["plasma_prob"], quick["repeat_epochs"]) == (0.3, 0.5, 3)
+    paper = cm.settings(PRESETS["paper"])
+    assert (paper["repeat_fraction"], paper["plasma_prob"], paper["repeat_epochs"]) == (1.0, 1.0, PRESETS["paper"].epochs)
+    with pytest.raises(ValueError, match="repeat_fraction"):
+        _made("ueraser", ctx, repeat_fraction=1.5)
+
+
+def test_ueraser_max_repeats_in_every_epoch(cifar_small, ctx):
+    x, y = _batch(cifar_small, 16)
+    cm = _made("ueraser", ctx, repeat_fraction=1.0, plasma_prob=1.0)
     assert cm.settings(ctx.preset)["repeat_epochs"] == ctx.preset.epochs == 4
     model = create_model("tinycnn", 10)
     seen = _forward_sizes(model)
@@ -462,7 +472,7 @@ def test_ortho_projection_removes_a_class_wise_shortcut(cifar_small, ctx):
     ("gaussian_blur", "kernel", "4", "kernel must be an odd number of pixels >= 1, got 4"),
     ("mixup", "prob", "1.5", r"prob must be in \[0, 1\] \(a probability\), got 1.5"),
     ("ueraser", "repeats", "0", "repeats must be >= 1"),
-    ("ueraser", "plasma_prob", "1.5", r"plasma_prob must be in \[0, 1\] \(a probability\), got 1.5"),
+    ("ueraser", "plasma_prob", "1.5", r"plasma_prob must be in \[0, 1\] \(a probability or -1\), got 1.5"),
     ("bit_depth", "bits", "0", "bits must be in 1..8 bits per channel, got 0"),
     ("adv_train", "eps", "0", r"eps must be in \(0, 255\]"),
     ("resize", "scale", "2", r"scale must be in \(0, 1\)"),
