@@ -155,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--budget", nargs="*", default=[], metavar="NAME=NORM:RADIUS",
                      help="threat model of an imported set, checked like a plugin's: linf:8 (1/255), l2:1.0, l0:1")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument("--reuse", nargs="+", default=[], metavar="PATH",
+                     help="run folders or rows files (*.jsonl) whose finished cells with the same cell id (the hash of "
+                          "everything that made the number) are copied into --out instead of being run again")
 
     ls = sub.add_parser("list", help="list registered plugins and presets")
     ls.add_argument("kind", nargs="?", choices=[*LIST_KINDS, *LIST_ALIASES], help="one kind (default: all)")
@@ -257,7 +260,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                   "its arguments are unused", file=sys.stderr)
     try:
         summary = run_grid(method_names, countermeasure_names, args.seeds, out, config, args.jobs, not args.no_progress,
-                           args.poison_ratios, victims)
+                           args.poison_ratios, victims, args.reuse)
     except KeyboardInterrupt:
         print(
             f"\nInterrupted. Finished cells are kept in {out / 'results.jsonl'}.\n"

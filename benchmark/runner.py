@@ -32,7 +32,7 @@ from .progress import GridProgress, clock
 from .presets import PLUMBING_ONLY, Preset, get_preset
 from .registry import countermeasures, methods, models
 from .row import Row
-from .store import RunLock, append_row, finished_ids
+from .store import RunLock, append_row, carry_rows, finished_ids
 from .surrogates import surrogate_model
 from .training import TRAINER_VERSION, train_victim
 
@@ -374,9 +374,11 @@ def run_grid(
     show_progress: bool = True,
     ratios: list[float] = (1.0,),
     victims: list[str | None] = (None,),
+    reuse: list[str | os.PathLike] = (),
 ) -> GridSummary:
     """Run every pending cell, appending a row per finished cell to OUT/results.jsonl, then render
-    OUT/leaderboard.*; cells already `ok` in OUT are skipped (resume). One run per folder at a time.
+    OUT/leaderboard.*; cells already `ok` in OUT are skipped (resume), and so are those whose `ok` row (same cell
+    id) is found in `reuse` (run folders or rows files), copied into OUT first. One run per folder at a time.
     With `show_progress`: a plan with an ETA first, then a bar on a terminal or one line per finished item."""
     from .leaderboard import write_leaderboard
 
@@ -387,6 +389,10 @@ def run_grid(
 
     with RunLock(run_dir):
         done = finished_ids(run_dir)
+        if reuse:
+            carried = carry_rows(reuse, run_dir, {c.cell_id(config) for c in cells} - done)
+            print(f"{len(carried)} finished cell(s) carried from {', '.join(map(str, reuse))}", file=sys.stderr)
+            done |= carried
         pending = [c for c in cells if c.cell_id(config) not in done]
         sets = sorted({(c.method, c.seed) for c in pending})
         prepares = sorted({c.countermeasure for c in pending})

@@ -103,6 +103,18 @@ def read_rows(run_dirs: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
     return rows
 
 
+def carry_rows(sources: Iterable[str | os.PathLike], run_dir: str | os.PathLike, wanted: set[str]) -> set[str]:
+    """Append to `run_dir` the `ok` rows of `sources` (run folders or rows files) whose cell id is in `wanted`
+    (one row per id, the first found); returns the ids carried. A row's id is the full hash of everything that
+    made its number, so a carried row is the cell this code would compute."""
+    carried: set[str] = set()
+    for row in read_rows(sources):
+        if row.get("status") == "ok" and row["cell_id"] in wanted - carried:
+            append_row(run_dir, row)
+            carried.add(row["cell_id"])
+    return carried
+
+
 def finished_ids(run_dir: str | os.PathLike) -> set[str]:
     """Cell ids with an `ok` row: what a rerun skips."""
     path = Path(run_dir) / RESULTS_FILE

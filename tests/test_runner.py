@@ -232,3 +232,24 @@ def test_list_shows_the_budget_of_the_instance(capsys):
     assert main(["list", "methods", "--method-args", "em.eps=16"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^em +L∞ ≤ 16/255", out, re.M) and re.search(r"^em-classwise +L∞ ≤ 8/255", out, re.M)
+
+
+def test_reuse_carries_finished_cells_whose_id_still_holds_and_runs_the_rest(tmp_path, argv, data_root, monkeypatch):
+    first = tmp_path / "first"
+    base = ["run", "--preset", "smoke", "--cache-dir", str(tmp_path / "cache"), "--data-root", data_root,
+            "--device", "cpu", "--no-progress", "--methods", "ops", "--no-clean"]
+    assert main([*base, "--out", str(first), "--defenses", "none,bit_depth"]) == 0
+    published = tmp_path / "published.jsonl"
+    rows = [json.loads(line) for line in (first / "results.jsonl").read_text().splitlines()]
+    stale = next(r for r in rows if r["countermeasure"] == "bit_depth")
+    stale["cell_id"] = stale["cell_id"][:-64] + "0" * 64  # made by other code: its id no longer matches
+    published.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    trained = []
+    real = runner.train_victim
+    monkeypatch.setattr(runner, "train_victim", lambda *a, **k: trained.append(a[6].name) or real(*a, **k))
+    assert main(argv("--methods", "ops", "--no-clean", "--defenses", "none,bit_depth", "--reuse", str(published))) == 0
+    assert trained == ["bit_depth"], "the cell whose id still holds is carried, the stale one runs"
+    carried = _rows(tmp_path)
+    assert [r["countermeasure"] for r in carried] == ["none", "bit_depth"]
+    assert carried[0] == next(r for r in rows if r["countermeasure"] == "none")
