@@ -1,5 +1,5 @@
 """`python -m benchmark`: run a grid, list plugins and presets, render leaderboards, compare with references, export a
-protected set, check the GPU path."""
+protected set or draw its gallery, check the GPU path."""
 from __future__ import annotations
 
 import argparse
@@ -185,6 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--device", default="auto")
     ex.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
 
+    show = sub.add_parser("show", help="draw a method's gallery: per class, images clean, protected and the "
+                                       "perturbation amplified, as one PNG")
+    show.add_argument("method", help="a registered method (or file:PATH)")
+    show.add_argument("--out", required=True, metavar="FILE.png")
+    show.add_argument("--preset", required=True, choices=list(PRESETS))
+    show.add_argument("--dataset", default="cifar10")
+    show.add_argument("--seed", type=int, default=0)
+    show.add_argument("--per-class", type=int, default=2, metavar="N", help="images per class (default: 2)")
+    show.add_argument("--data-root", default=None)
+    show.add_argument("--cache-dir", default=None, help="where the set is looked up first (else generated and cached)")
+    show.add_argument("--device", default="auto", help="where a set that is not cached is generated")
+    show.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
+
     cmp = sub.add_parser("compare", help="our cells beside reference numbers, and the protocol's facts checked")
     cmp.add_argument("run_dirs", nargs="+", metavar="RUN", help="run folders or results .jsonl files")
     cmp.add_argument("--reference", required=True, metavar="PATH.csv",
@@ -292,6 +305,28 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show(args: argparse.Namespace) -> int:
+    from .data import load_splits
+    from .gallery import write_gallery
+    from .identity import plugin_label
+    from .runner import GridConfig, protected_set
+
+    if Path(args.out).suffix.lower() != ".png":
+        raise ValueError(f"--out must be a .png file, got {args.out!r}")
+    if args.per_class < 1:
+        raise ValueError(f"--per-class must be at least 1, got {args.per_class}")
+    if not args.method.startswith(PREFIX):
+        methods.get(args.method)  # an unknown name lists the valid ones before any data is read
+    config = GridConfig(dataset=args.dataset, preset=args.preset, data_root=args.data_root, cache_dir=args.cache_dir,
+                        device=args.device, method_args=parse_plugin_args(args.method_args, methods, "--method-args"))
+    images, gen = protected_set(config, args.method, args.seed)
+    train, _ = load_splits(config.dataset, config.data_root, config.preset)
+    path = write_gallery(args.out, train.images, images, train.labels, train.classes, args.per_class)
+    source = "from the cache" if gen["cached"] else f"generated in {gen['generate_s']:.0f} s and cached"
+    print(f"gallery of {plugin_label(config.method(args.method))} ({gen['budget']}; set {source}) written to {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
@@ -321,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "export":
             return _export(args)
+        if args.command == "show":
+            return _show(args)
         if args.command == "compare":
             from .compare import write_comparison
 

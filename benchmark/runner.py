@@ -189,6 +189,19 @@ def protected_set(
                     "key": spec_key(spec)}
 
 
+def save_gallery(run_dir: Path, config: GridConfig, method_name: str, seed: int, images: torch.Tensor) -> None:
+    """Write RUN/gallery/LABEL-seedS.png of a protected set unless it exists; a failure only warns."""
+    from .gallery import GALLERY_DIR, gallery_name, write_gallery  # PIL and pandas: the driver's, not the workers'
+
+    try:
+        path = run_dir / GALLERY_DIR / gallery_name(plugin_label(config.method(method_name)), seed)
+        if not path.exists():
+            train, _ = load_splits(config.dataset, config.data_root, config.preset)
+            write_gallery(path, train.images, images, train.labels, train.classes)
+    except Exception as exc:  # a picture is never worth a cell
+        warnings.warn(f"gallery of {method_name!r} (seed {seed}) not written: {type(exc).__name__}: {exc}")
+
+
 def _cell_fields(cell: Cell, config: GridConfig) -> dict[str, Any]:
     """A row's identity and provenance fields."""
     p = config.preset_obj
@@ -419,13 +432,15 @@ def run_grid(
         for method_name, seed in sets:
             t0 = time.perf_counter()
             try:
-                _, gen = protected_set(config, method_name, seed, progress)
+                images, gen = protected_set(config, method_name, seed, progress)
                 if not gen["cached"]:
                     fresh.add((method_name, seed))
                 outcome = "cached" if gen["cached"] else f"generated in {clock(time.perf_counter() - t0)}"
             except Exception as exc:
                 errors[(method_name, seed)] = exc
                 outcome = f"failed: {type(exc).__name__}"
+            else:
+                save_gallery(run_dir, config, method_name, seed, images)
             if meter is not None:
                 meter.advance("artifact", plan.sets[(method_name, seed)], f"protected set {method_name} seed {seed} {outcome}")
         num_classes = load_splits(config.dataset, config.data_root, config.preset)[0].num_classes

@@ -1,6 +1,7 @@
 """A static web site rendered from result rows: an index of the leaderboards, one sortable page per board whose
 cells open a panel (accuracy curve as inline SVG, parameters, timings, provenance), one page per method
-configuration (budget, perturbation statistics) and, with a reference CSV, the comparison's facts.
+configuration (budget, perturbation statistics, the galleries the runs saved) and, with a reference CSV, the
+comparison's facts.
 
 Plain HTML, one CSS and one small hand-written JavaScript file (column sorting); nothing is fetched from the
 network and every link is relative, so the site works opened from the file system. Every accuracy shown is
@@ -8,6 +9,7 @@ the value the leaderboard CSV holds (rounded to 2 decimals), printed with one de
 """
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import math
@@ -16,10 +18,11 @@ import shutil
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
+from .gallery import GALLERY_DIR, gallery_name
 from .leaderboard import (FAILED, MISSING, OK, SUMMARY_COLUMNS, UNSTABLE_MARK, UNSTABLE_SPREAD, Leaderboard,
                           _cells, _flat, _inside, _safe, _stems, build_leaderboards)
 from .presets import PLUMBING_ONLY
@@ -294,8 +297,22 @@ def _board_key(board: Leaderboard) -> str:
     return f"{board.dataset} · {board.preset_label} · {board.model}{ratio}"
 
 
-def method_page(label: str, entries: list[tuple[Leaderboard, str, dict[str, Any]]]) -> str:
-    """A method configuration's budget, parameters and perturbation statistics, one line per board and seed."""
+def _gallery_section(label: str, galleries: Sequence[tuple[int, str]]) -> str:
+    if not galleries:
+        return ("<p class=\"muted\">no gallery in the folders given: <code>run</code> saves one per protected set "
+                "in <code>RUN/gallery/</code>, and <code>python -m benchmark show</code> draws one.</p>")
+    figures = "".join(
+        f"<figure class=\"gallery\"><img src=\"{_e(path)}\" alt=\"{_e(f'gallery of {label}, seed {seed}')}\">"
+        f"<figcaption>seed {_e(seed)}</figcaption></figure>" for seed, path in galleries)
+    return ("<p class=\"muted\">Per class, the first training images of the preset's subset: clean, protected, and "
+            "the perturbation amplified to full range (grey: unchanged, lighter: raised, darker: lowered).</p>"
+            + figures)
+
+
+def method_page(label: str, entries: list[tuple[Leaderboard, str, dict[str, Any]]],
+                galleries: Sequence[tuple[int, str]] = ()) -> str:
+    """A method configuration's budget, parameters, perturbation statistics (one line per board and seed) and
+    galleries ((seed, image path in the site) pairs)."""
     rows = [r for _, _, r in entries]
     names = sorted({str(r.get("method")) for r in rows})
     budgets = sorted({str(r["budget"]) for r in rows if r.get("budget") is not None})
@@ -331,6 +348,7 @@ def method_page(label: str, entries: list[tuple[Leaderboard, str, dict[str, Any]
         + "<h2>Parameters</h2>" + "".join(_kv(p) for p in params)
         + "<h2>Perturbation statistics</h2><p class=\"muted\">As measured on the protected training set, per "
           "board and seed (the same protected set serves every countermeasure).</p>" + table
+        + "<h2 id=\"gallery\">Gallery</h2>" + _gallery_section(label, galleries)
         + "<h2>Boards</h2><ul>" + "".join(f"<li><a href=\"{_e(f)}\">{_e(k)}</a></li>" for f, k in boards) + "</ul>"
     ))
 
@@ -404,6 +422,34 @@ def index_page(boards: list[Leaderboard], files: list[str], method_files: dict[s
            "facts checked</a></p>" if with_compare else "")))
 
 
+def copy_galleries(paths: list[str | os.PathLike], seeds: dict[str, set[int]],
+                   out: Path) -> dict[str, list[tuple[int, str]]]:
+    """Copy the galleries of these method labels and seeds (`gallery/LABEL-seedS.png` in a run folder, or beside a
+    rows file) into OUT/gallery/; returns label → (seed, path in the site), one entry per distinct picture."""
+    found: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    copied: dict[tuple[str, str], str] = {}  # (file name, content SHA-256) → path in the site
+    for source in map(Path, paths):
+        folder = (source if source.is_dir() else source.parent) / GALLERY_DIR
+        for label in sorted(seeds):
+            for seed in sorted(seeds[label]):
+                file = folder / gallery_name(label, seed)
+                if not file.is_file():
+                    continue
+                data = file.read_bytes()
+                key = (file.name, hashlib.sha256(data).hexdigest())
+                if key not in copied:
+                    name = f"{GALLERY_DIR}/{file.name}"
+                    if name in copied.values():  # another folder's picture of this label and seed
+                        name = f"{GALLERY_DIR}/{file.stem}-{key[1][:6]}.png"
+                    target = _inside(out, name)
+                    target.parent.mkdir(exist_ok=True)
+                    target.write_bytes(data)
+                    copied[key] = name
+                if (seed, copied[key]) not in found[label]:
+                    found[label].append((seed, copied[key]))
+    return found
+
+
 def write_site(paths: list[str | os.PathLike], out_dir: str | os.PathLike,
                reference: str | os.PathLike | None = None) -> list[Path]:
     """Render the site of the rows in `paths` (run folders or .jsonl files) into OUT; returns the files written,
@@ -422,8 +468,10 @@ def write_site(paths: list[str | os.PathLike], out_dir: str | os.PathLike,
     for board, file in zip(boards, files):
         for row in board.rows:
             entries[_method_key(row)].append((board, file, row))
+    seeds = {label: {row["seed"] for _, _, row in rows} for label, rows in entries.items()}
+    galleries = copy_galleries(paths, seeds, out)
     for label, file in method_files.items():
-        pages[file] = method_page(label, entries[label])
+        pages[file] = method_page(label, entries[label], galleries.get(label, []))
     if reference is not None:
         pages["compare.html"] = compare_page(boards, files, reference)
     pages = {"index.html": index_page(boards, files, method_files, reference is not None)} | pages
@@ -436,4 +484,5 @@ def write_site(paths: list[str | os.PathLike], out_dir: str | os.PathLike,
         path = _inside(out, name)
         shutil.copyfile(STATIC / name, path)
         written.append(path)
+    written += sorted({out / path for items in galleries.values() for _, path in items})
     return written

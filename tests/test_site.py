@@ -1,6 +1,7 @@
 """The static site (`python -m benchmark site`): its pages hold the leaderboard CSV's numbers, escape what rows
-carry, fetch nothing; and in headless Chromium (driven over the DevTools protocol) it loads without console
-errors, sorts by any column and opens a cell's panel with its accuracy curve."""
+carry, fetch nothing, show the galleries saved beside the rows; and in headless Chromium (driven over the DevTools
+protocol) it loads without console errors, sorts by any column, opens a cell's panel with its accuracy curve and
+shows a method's gallery."""
 from __future__ import annotations
 
 import base64
@@ -15,8 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
+from PIL import Image
 
 from benchmark.cli import main
+from benchmark.gallery import GALLERY_DIR, gallery_name, write_gallery
 from benchmark.leaderboard import write_leaderboard
 from benchmark.site import curve_svg, write_site
 from tests.test_leaderboard import _row
@@ -148,10 +152,26 @@ def published_site(tmp_path_factory) -> Path:
     return out
 
 
+def _write_galleries(folder: Path, labels: list[str], seeds: list[int]) -> dict[str, bytes]:
+    """FOLDER/gallery/LABEL-seedS.png of random images for each label and seed; file name → bytes."""
+    written = {}
+    for k, (label, seed) in enumerate((label, seed) for label in labels for seed in seeds):
+        gen = torch.Generator().manual_seed(k)
+        clean = torch.randint(0, 256, (4, 3, 8, 8), generator=gen, dtype=torch.uint8)
+        path = write_gallery(folder / GALLERY_DIR / gallery_name(label, seed), clean, 255 - clean,
+                             torch.tensor([0, 1, 0, 1]), ["cat", "dog"])
+        written[path.name] = path.read_bytes()
+    return written
+
+
 @pytest.fixture(scope="module")
 def synthetic_site(tmp_path_factory) -> tuple[Path, Path]:
-    """The synthetic rows' site and the folder of their leaderboard files (CSV, Markdown)."""
+    """The synthetic rows' site and the folder of their leaderboard files (CSV, Markdown); beside the rows file,
+    galleries of em (seeds 0 and 1, as its rows), and of ops and the HTML-labelled configuration (seeds 0 and 5:
+    their rows have seed 0 only)."""
     rows = _write_rows(tmp_path_factory.mktemp("rows") / "results.jsonl", synthetic_rows())
+    _write_galleries(rows.parent, ["em"], [0, 1])
+    _write_galleries(rows.parent, [EVIL, "ops"], [0, 5])
     files = tmp_path_factory.mktemp("leaderboard")
     write_leaderboard([rows], files)
     out = tmp_path_factory.mktemp("synthetic-site")
@@ -202,6 +222,41 @@ def test_curve_svg_scales_epochs_and_accuracy():
     assert "no accuracy history" in curve_svg([("seed 0", None)])
 
 
+def _gallery_images(page: Path) -> list[tuple[str, str]]:
+    """(src, caption) of each gallery figure of a page."""
+    return re.findall(r'<figure class="gallery"><img src="([^"]+)" alt="[^"]*"><figcaption>([^<]*)</figcaption>',
+                      page.read_text())
+
+
+def test_method_pages_show_the_galleries_beside_the_rows(synthetic_site):
+    out, _ = synthetic_site
+    assert _gallery_images(out / "method-em.html") == [("gallery/em-seed0.png", "seed 0"),
+                                                       ("gallery/em-seed1.png", "seed 1")]
+    assert (out / "gallery" / "em-seed1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert _gallery_images(out / "method-ops.html") == [("gallery/ops-seed0.png", "seed 0")]  # no rows of seed 5
+    assert not (out / "gallery" / "ops-seed5.png").exists()
+    assert "no gallery in the folders given" in (out / "method-clean.html").read_text()
+
+
+def test_galleries_of_run_folders_are_copied_once_per_picture(tmp_path):
+    runs = [tmp_path / "a", tmp_path / "b"]
+    _write_rows(runs[0] / "results.jsonl", [_full("em", "none", 0, 0.12)])
+    _write_rows(runs[1] / "results.jsonl", [_full("em", "jpeg10", 0, 0.5)])
+    first = _write_galleries(runs[0], ["em"], [0])
+    (runs[1] / GALLERY_DIR).mkdir()
+    (runs[1] / GALLERY_DIR / "em-seed0.png").write_bytes(first["em-seed0.png"])  # the same picture: shown once
+    written = write_site(runs, tmp_path / "site")
+    assert _gallery_images(tmp_path / "site" / "method-em.html") == [("gallery/em-seed0.png", "seed 0")]
+    assert tmp_path / "site" / "gallery" / "em-seed0.png" in written
+
+    _write_galleries(runs[1], ["ops", "em"], [0])  # another picture under the same name: kept apart
+    write_site(runs, tmp_path / "site2")
+    shown = _gallery_images(tmp_path / "site2" / "method-em.html")
+    assert len(shown) == 2 and shown[0] == ("gallery/em-seed0.png", "seed 0")
+    assert re.fullmatch(r"gallery/em-seed0-[0-9a-f]{6}\.png", shown[1][0])
+    assert (tmp_path / "site2" / shown[1][0]).read_bytes() == (runs[1] / GALLERY_DIR / "em-seed0.png").read_bytes()
+
+
 def test_html_in_row_fields_is_escaped(synthetic_site):
     out, _ = synthetic_site
     text = "".join(p.read_text() for p in out.glob("*.html"))
@@ -213,11 +268,11 @@ def test_html_in_row_fields_is_escaped(synthetic_site):
 
 def test_pages_only_link_files_of_the_site(published_site, synthetic_site):
     for out in (published_site, synthetic_site[0]):
-        names = {p.name for p in out.iterdir()}
         for page in out.glob("*.html"):
             for target in re.findall(r'(?:src|href)="([^"]*)"', page.read_text()):
                 file = target.partition("#")[0]
-                assert not file or file in names, f"{page.name} links {target}"
+                assert not file or (out / file).is_file() and (out / file).resolve().is_relative_to(out.resolve()), \
+                    f"{page.name} links {target}"
         assert "url(" not in (out / "style.css").read_text() and "http" not in (out / "site.js").read_text()
 
 
@@ -415,4 +470,11 @@ def test_synthetic_site_in_chromium(browser, synthetic_site, tmp_path):
     assert browser.eval("document.querySelector('#board tbody').textContent").count("failed") == 1
     browser.open((out / "index.html").as_uri())
     assert EVIL in browser.eval("document.getElementById('methods').textContent")  # shown as text, not run
+    browser.click("#methods a[href='method-em.html']", navigates=True)
+    images = browser.eval("Array.from(document.querySelectorAll('figure.gallery img')).map(i => "
+                          "[i.getAttribute('src'), i.complete, i.naturalWidth, i.getBoundingClientRect().width])")
+    assert [src for src, *_ in images] == ["gallery/em-seed0.png", "gallery/em-seed1.png"]
+    width = Image.open(out / "gallery" / "em-seed0.png").size[0]
+    assert all(complete and natural == width and shown > 0 for _, complete, natural, shown in images), images
+    browser.screenshot(tmp_path / "synthetic-method.png")
     assert browser.errors() == []
