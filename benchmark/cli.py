@@ -198,6 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--device", default="auto", help="where a set that is not cached is generated")
     show.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
 
+    bands = sub.add_parser("bands", help="where each method's perturbation sits in frequency (Haar coarse-band share) "
+                                         "and how much of it pre-processing countermeasures keep")
+    bands.add_argument("methods", help="comma list of registered methods")
+    bands.add_argument("--preset", required=True, choices=list(PRESETS))
+    bands.add_argument("--countermeasures", default="median_filter,mean_filter,gaussian_blur,resize,jpeg10",
+                       help="pre-processing countermeasures to measure (default: the low-pass ones)")
+    bands.add_argument("--images", type=int, default=1000, help="the first N training images (default: 1000)")
+    bands.add_argument("--dataset", default="cifar10")
+    bands.add_argument("--seed", type=int, default=0)
+    bands.add_argument("--data-root", default=None)
+    bands.add_argument("--cache-dir", default=None, help="where the sets are looked up first (else generated and cached)")
+    bands.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
+
     cmp = sub.add_parser("compare", help="our cells beside reference numbers, and the protocol's facts checked")
     cmp.add_argument("run_dirs", nargs="+", metavar="RUN", help="run folders or results .jsonl files")
     cmp.add_argument("--reference", required=True, metavar="PATH.csv",
@@ -327,6 +340,41 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bands(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from .data import load_splits
+    from .identity import plugin_label
+    from .runner import GridConfig, make_context, protected_set
+    from .spectrum import haar_ll_share, kept_share
+
+    names, filters = methods.expand(args.methods), countermeasures.expand(args.countermeasures)
+    if args.images < 1:
+        raise ValueError(f"--images must be at least 1, got {args.images}")
+    config = GridConfig(dataset=args.dataset, preset=args.preset, data_root=args.data_root, cache_dir=args.cache_dir,
+                        device="cpu", method_args=parse_plugin_args(args.method_args, methods, "--method-args"))
+    built = [config.countermeasure(name) for name in filters]
+    for cm in built:
+        if "preprocess" not in cm.stages():
+            valid = [n for n in countermeasures.names() if "preprocess" in countermeasures.get(n).stages()]
+            raise ValueError(f"{cm.name!r} does not pre-process the images; valid: {', '.join(valid)}")
+    train, _ = load_splits(config.dataset, config.data_root, config.preset)
+    clean, labels = train.images[: args.images], train.labels[: args.images]
+    ctx = make_context(config, args.seed, train.num_classes, lambda it=None, **kw: it)
+    for cm in built:  # a purifier's model comes from the cache (or is fitted) here
+        cm.prepare(ctx)
+        cm.setup(ctx)
+    table = []
+    for name in names:
+        protected = protected_set(config, name, args.seed)[0][: args.images]
+        delta = protected.float() - clean.float()
+        table.append([plugin_label(config.method(name)), haar_ll_share(delta),
+                      *(kept_share(clean, protected, cm, labels, ctx) for cm in built)])
+    headers = ["method", "coarse-band share", *(f"kept: {n}" for n in filters)]
+    print(tabulate(table, headers=headers, floatfmt=".3f"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
@@ -358,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
             return _export(args)
         if args.command == "show":
             return _show(args)
+        if args.command == "bands":
+            return _bands(args)
         if args.command == "compare":
             from .compare import write_comparison
 
