@@ -205,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     bands.add_argument("--countermeasures", default="median_filter,mean_filter,gaussian_blur,resize,jpeg10",
                        help="pre-processing countermeasures to measure (default: the low-pass ones)")
     bands.add_argument("--images", type=int, default=1000, help="the first N training images (default: 1000)")
+    bands.add_argument("--probe", action="store_true",
+                       help="also a linear probe: how well the class is read from the perturbation left after each")
     bands.add_argument("--dataset", default="cifar10")
     bands.add_argument("--seed", type=int, default=0)
     bands.add_argument("--data-root", default=None)
@@ -346,7 +348,7 @@ def _bands(args: argparse.Namespace) -> int:
     from .data import load_splits
     from .identity import plugin_label
     from .runner import GridConfig, make_context, protected_set
-    from .spectrum import haar_ll_share, kept_share
+    from .spectrum import haar_ll_share, kept_share, probe_accuracy, residual
 
     names, filters = methods.expand(args.methods), countermeasures.expand(args.countermeasures)
     if args.images < 1:
@@ -364,14 +366,19 @@ def _bands(args: argparse.Namespace) -> int:
     for cm in built:  # a purifier's model comes from the cache (or is fitted) here
         cm.prepare(ctx)
         cm.setup(ctx)
-    table = []
+    table, probes = [], []
     for name in names:
         protected = protected_set(config, name, args.seed)[0][: args.images]
-        delta = protected.float() - clean.float()
-        table.append([plugin_label(config.method(name)), haar_ll_share(delta),
+        label = plugin_label(config.method(name))
+        table.append([label, haar_ll_share(protected.float() - clean.float()),
                       *(kept_share(clean, protected, cm, labels, ctx) for cm in built)])
-    headers = ["method", "coarse-band share", *(f"kept: {n}" for n in filters)]
-    print(tabulate(table, headers=headers, floatfmt=".3f"))
+        if args.probe:
+            probes.append([label, *(probe_accuracy(residual(clean, protected, cm, labels, ctx), labels)
+                                    for cm in [None, *built])])
+    print(tabulate(table, headers=["method", "coarse-band share", *(f"kept: {n}" for n in filters)], floatfmt=".3f"))
+    if args.probe:
+        print(f"\nlinear probe of the class from the perturbation left (chance {1 / train.num_classes:.2f}):")
+        print(tabulate(probes, headers=["method", "none", *filters], floatfmt=".3f"))
     return 0
 
 

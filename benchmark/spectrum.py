@@ -1,4 +1,5 @@
-"""Where a protected set's perturbation sits in frequency, and how much of it a pre-processing countermeasure keeps."""
+"""Where a protected set's perturbation sits in frequency, how much of it a pre-processing countermeasure keeps,
+and whether what is kept still tells the classes apart."""
 from __future__ import annotations
 
 import torch
@@ -26,5 +27,27 @@ def kept_share(clean: torch.Tensor, protected: torch.Tensor, countermeasure: Cou
     """Energy of what is left of the perturbation after the countermeasure's pre-processing (of both sets, uint8)
     over the perturbation's energy: 1 keeps it all, 0 removes it (or maps both sets to the same images)."""
     before = _energy(protected.int() - clean.int())
-    after = countermeasure.preprocess(protected, labels, ctx).int() - countermeasure.preprocess(clean, labels, ctx).int()
-    return _energy(after) / before if before else float("nan")
+    return _energy(residual(clean, protected, countermeasure, labels, ctx)) / before if before else float("nan")
+
+
+def residual(clean: torch.Tensor, protected: torch.Tensor, countermeasure: Countermeasure | None, labels: torch.Tensor,
+             ctx: Context) -> torch.Tensor:
+    """What is left of the perturbation (float, 0–255 units) after the countermeasure's pre-processing of both sets."""
+    if countermeasure is None:
+        return protected.float() - clean.float()
+    return (countermeasure.preprocess(protected, labels, ctx).float()
+            - countermeasure.preprocess(clean, labels, ctx).float())
+
+
+def probe_accuracy(features: torch.Tensor, labels: torch.Tensor, ridge: float = 1e-3) -> float:
+    """Accuracy of a linear read-out of the class from `features` (N×…): ridge regression to one-hot targets
+    fitted on the first half, scored on the second (chance is 1/classes; a class-wise pattern gives 1)."""
+    x = features.flatten(1).double()
+    half = len(x) // 2
+    x = x - x[:half].mean(0)
+    a, b = x[:half], x[half:]
+    y = torch.nn.functional.one_hot(labels[:half], int(labels.max()) + 1).double()
+    gram = a @ a.T
+    gram += ridge * gram.diagonal().mean().clamp_min(1e-12) * torch.eye(half, dtype=gram.dtype)
+    scores = b @ (a.T @ torch.linalg.solve(gram, y))  # the dual form: N×N instead of D×D
+    return float((scores.argmax(1) == labels[half:]).double().mean())

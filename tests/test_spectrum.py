@@ -40,9 +40,22 @@ def test_a_box_filter_keeps_a_flat_offset_and_removes_a_checkerboard(cifar_small
 def test_cli_prints_a_row_per_method_and_rejects_a_training_countermeasure(smoke_config, data_root, capsys):
     base = ["bands", "ops,lsp", "--preset", "smoke", "--data-root", data_root,
             "--cache-dir", str(smoke_config.cache.root), "--images", "200"]
-    assert main([*base, "--countermeasures", "median_filter,resize"]) == 0
+    assert main([*base, "--countermeasures", "median_filter,resize", "--probe"]) == 0
     out = capsys.readouterr().out
     assert "kept: median_filter" in out and "kept: resize" in out
-    assert [line.split()[0] for line in out.splitlines()[2:]] == ["ops", "lsp"]
+    assert [line.split()[0] for line in out.splitlines()[2:4]] == ["ops", "lsp"]
+    probe = out[out.index("linear probe"):].splitlines()
+    assert [line.split()[0] for line in probe[3:]] == ["ops", "lsp"]
     assert main([*base, "--countermeasures", "adv_train"]) == 2
     assert "'adv_train' does not pre-process the images; valid: " in capsys.readouterr().err
+
+
+def test_probe_reads_a_class_wise_pattern_and_not_label_free_noise():
+    from benchmark.spectrum import probe_accuracy
+
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 10, (400,), generator=gen)
+    patterns = torch.randn(10, 3, 8, 8, generator=gen)
+    noise = torch.randn(400, 3, 8, 8, generator=gen)
+    assert probe_accuracy(patterns[labels] + 0.5 * noise, labels) > 0.95
+    assert probe_accuracy(noise, labels) < 0.3  # chance: 0.1
