@@ -336,7 +336,7 @@ def _show(args: argparse.Namespace) -> int:
                         device=args.device, method_args=parse_plugin_args(args.method_args, methods, "--method-args"))
     images, gen = protected_set(config, args.method, args.seed)
     train, _ = load_splits(config.dataset, config.data_root, config.preset)
-    path = write_gallery(args.out, train.images, images, train.labels, train.classes, args.per_class)
+    path = write_gallery(args.out, train.images, images, train.labels, train.classes, args.per_class, set_key=gen["key"])
     source = "from the cache" if gen["cached"] else f"generated in {gen['generate_s']:.0f} s and cached"
     print(f"gallery of {plugin_label(config.method(args.method))} ({gen['budget']}; set {source}) written to {path}")
     return 0

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
 from .leaderboard import _safe
 
@@ -96,16 +96,32 @@ def draw_gallery(clean: torch.Tensor, protected: torch.Tensor, labels: torch.Ten
     return canvas
 
 
+SET_KEY = "uebench-set-key"  # PNG text chunk: the cache key of the protected set the gallery shows
+
+
+def gallery_key(path: str | os.PathLike) -> str | None:
+    """The set key a saved gallery records (None for a missing or unreadable file, or one without a key)."""
+    try:
+        with Image.open(path) as image:
+            return image.text.get(SET_KEY)
+    except (OSError, ValueError):
+        return None
+
+
 def write_gallery(path: str | os.PathLike, clean: torch.Tensor, protected: torch.Tensor, labels: torch.Tensor,
-                  class_names: Sequence[str], per_class: int = 2) -> Path:
-    """Draw the gallery (`draw_gallery`) and save it as a PNG at `path`, written whole or not at all."""
+                  class_names: Sequence[str], per_class: int = 2, set_key: str | None = None) -> Path:
+    """Draw the gallery (`draw_gallery`) and save it as a PNG at `path`, written whole or not at all; `set_key`
+    (the protected set's cache key) is stored in the file so that a changed set is drawn again."""
     image = draw_gallery(clean, protected, labels, class_names, per_class)
+    info = PngImagePlugin.PngInfo()
+    if set_key:
+        info.add_text(SET_KEY, set_key)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # a plain open (not the cache's mkstemp, which makes files 0600): a picture to publish gets the umask's mode
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        image.save(tmp, format="PNG", optimize=True)
+        image.save(tmp, format="PNG", optimize=True, pnginfo=info)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

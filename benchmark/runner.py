@@ -189,15 +189,17 @@ def protected_set(
                     "key": spec_key(spec)}
 
 
-def save_gallery(run_dir: Path, config: GridConfig, method_name: str, seed: int, images: torch.Tensor) -> None:
-    """Write RUN/gallery/LABEL-seedS.png of a protected set unless it exists; a failure only warns."""
-    from .gallery import GALLERY_DIR, gallery_name, write_gallery  # PIL and pandas: the driver's, not the workers'
+def save_gallery(run_dir: Path, config: GridConfig, method_name: str, seed: int, images: torch.Tensor,
+                 set_key: str) -> None:
+    """Write RUN/gallery/LABEL-seedS.png of a protected set unless it already shows this set (same cache key);
+    a failure only warns."""
+    from .gallery import GALLERY_DIR, gallery_key, gallery_name, write_gallery  # PIL, pandas: the driver's only
 
     try:
         path = run_dir / GALLERY_DIR / gallery_name(plugin_label(config.method(method_name)), seed)
-        if not path.exists():
+        if gallery_key(path) != set_key:
             train, _ = load_splits(config.dataset, config.data_root, config.preset)
-            write_gallery(path, train.images, images, train.labels, train.classes)
+            write_gallery(path, train.images, images, train.labels, train.classes, set_key=set_key)
     except Exception as exc:  # a picture is never worth a cell
         warnings.warn(f"gallery of {method_name!r} (seed {seed}) not written: {type(exc).__name__}: {exc}")
 
@@ -440,7 +442,7 @@ def run_grid(
                 errors[(method_name, seed)] = exc
                 outcome = f"failed: {type(exc).__name__}"
             else:
-                save_gallery(run_dir, config, method_name, seed, images)
+                save_gallery(run_dir, config, method_name, seed, images, gen["key"])
             if meter is not None:
                 meter.advance("artifact", plan.sets[(method_name, seed)], f"protected set {method_name} seed {seed} {outcome}")
         num_classes = load_splits(config.dataset, config.data_root, config.preset)[0].num_classes

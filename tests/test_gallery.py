@@ -134,3 +134,18 @@ def test_show_rejects_an_unknown_method_and_an_out_that_is_no_png(tmp_path, caps
     assert main(["show", "em", "--preset", "quick", "--out", str(tmp_path / "g.jpg")]) == 2
     assert "--out must be a .png file" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_gallery_of_a_set_that_changed_is_drawn_again(tmp_path, data_root, monkeypatch):
+    """Same label and seed, new plugin version: a new set key, so the saved picture is replaced."""
+    from benchmark.gallery import gallery_key
+    from benchmark.registry import methods
+
+    config = GridConfig(preset="smoke", data_root=data_root, cache_dir=str(tmp_path / "cache"), device="cpu")
+    run_grid(["lsp"], ["none"], [0], tmp_path / "run", config, show_progress=False)
+    path = tmp_path / "run" / GALLERY_DIR / "lsp-seed0.png"
+    before = gallery_key(path)
+    assert before
+    monkeypatch.setattr(methods.get("lsp"), "version", "99")
+    run_grid(["lsp"], ["none"], [0], tmp_path / "run", config, show_progress=False)
+    assert gallery_key(path) not in (None, before)
