@@ -348,7 +348,7 @@ def _bands(args: argparse.Namespace) -> int:
     from .data import load_splits
     from .identity import plugin_label
     from .runner import GridConfig, make_context, protected_set
-    from .spectrum import haar_ll_share, kept_share, probe_accuracy, residual
+    from .spectrum import energy_share, haar_ll_share, probe_accuracy
 
     names, filters = methods.expand(args.methods), countermeasures.expand(args.countermeasures)
     if args.images < 1:
@@ -366,15 +366,16 @@ def _bands(args: argparse.Namespace) -> int:
     for cm in built:  # a purifier's model comes from the cache (or is fitted) here
         cm.prepare(ctx)
         cm.setup(ctx)
+    cleaned = [cm.preprocess(clean, labels, ctx).float() for cm in built]  # once, not once per method
     table, probes = [], []
     for name in names:
         protected = protected_set(config, name, args.seed)[0][: args.images]
         label = plugin_label(config.method(name))
-        table.append([label, haar_ll_share(protected.float() - clean.float()),
-                      *(kept_share(clean, protected, cm, labels, ctx) for cm in built)])
+        delta = protected.float() - clean.float()
+        left = [cm.preprocess(protected, labels, ctx).float() - after for cm, after in zip(built, cleaned)]
+        table.append([label, haar_ll_share(delta), *(energy_share(x, delta) for x in left)])
         if args.probe:
-            probes.append([label, *(probe_accuracy(residual(clean, protected, cm, labels, ctx), labels)
-                                    for cm in [None, *built])])
+            probes.append([label, *(probe_accuracy(x, labels) for x in [delta, *left])])
     print(tabulate(table, headers=["method", "coarse-band share", *(f"kept: {n}" for n in filters)], floatfmt=".3f"))
     if args.probe:
         print(f"\nlinear probe of the class from the perturbation left (chance {1 / train.num_classes:.2f}):")

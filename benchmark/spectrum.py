@@ -22,21 +22,19 @@ def haar_ll_share(delta: torch.Tensor) -> float:
     return _energy(blocks) / total if total else float("nan")
 
 
+def energy_share(left: torch.Tensor, delta: torch.Tensor) -> float:
+    """Energy of what is left of a perturbation over the perturbation's own energy (NaN for no perturbation)."""
+    before = _energy(delta)
+    return _energy(left) / before if before else float("nan")
+
+
 def kept_share(clean: torch.Tensor, protected: torch.Tensor, countermeasure: Countermeasure, labels: torch.Tensor,
                ctx: Context) -> float:
-    """Energy of what is left of the perturbation after the countermeasure's pre-processing (of both sets, uint8)
-    over the perturbation's energy: 1 keeps it all, 0 removes it (or maps both sets to the same images)."""
-    before = _energy(protected.int() - clean.int())
-    return _energy(residual(clean, protected, countermeasure, labels, ctx)) / before if before else float("nan")
-
-
-def residual(clean: torch.Tensor, protected: torch.Tensor, countermeasure: Countermeasure | None, labels: torch.Tensor,
-             ctx: Context) -> torch.Tensor:
-    """What is left of the perturbation (float, 0–255 units) after the countermeasure's pre-processing of both sets."""
-    if countermeasure is None:
-        return protected.float() - clean.float()
-    return (countermeasure.preprocess(protected, labels, ctx).float()
+    """What the countermeasure's pre-processing (of both sets, uint8) leaves of the perturbation, as an energy
+    share: 1 keeps it all, 0 removes it (or maps both sets to the same images)."""
+    left = (countermeasure.preprocess(protected, labels, ctx).float()
             - countermeasure.preprocess(clean, labels, ctx).float())
+    return energy_share(left, protected.float() - clean.float())
 
 
 def probe_accuracy(features: torch.Tensor, labels: torch.Tensor, ridge: float = 1e-3) -> float:

@@ -65,10 +65,11 @@ class _MinMin(Method):
 
     def settings(self, preset: Preset) -> dict[str, Any]:
         """The effective settings at `preset` (zero-valued parameters take the preset's value)."""
-        steps, step_size, train_steps, rounds = SCHEDULE.get(preset.name, SCHEDULE["paper"])
+        schedule = SCHEDULE.get(preset.name, SCHEDULE["paper"])
+        if self.classwise and schedule is SCHEDULE["paper"]:
+            schedule = CLASSWISE_PAPER
+        steps, step_size, train_steps, rounds = schedule
         subset = self.crafting_share(preset)
-        if self.classwise and SCHEDULE.get(preset.name, SCHEDULE["paper"]) is SCHEDULE["paper"]:
-            steps, step_size, train_steps, rounds = CLASSWISE_PAPER
         # A subset below 1 is a setting; all images (the only choice before `subset` existed) keeps the old keys.
         return ({"subset": subset} if subset < 1 else {}) | {
             "eps": self.eps, "steps": self.steps or steps, "step_size": self.step_size or step_size,
