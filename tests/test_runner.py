@@ -253,3 +253,10 @@ def test_reuse_carries_finished_cells_whose_id_still_holds_and_runs_the_rest(tmp
     carried = _rows(tmp_path)
     assert [r["countermeasure"] for r in carried] == ["none", "bit_depth"]
     assert carried[0] == next(r for r in rows if r["countermeasure"] == "none")
+
+
+def test_reuse_of_a_missing_path_is_refused_before_any_work(tmp_path, argv, capsys):
+    missing = tmp_path / "nope.jsonl"
+    assert main(argv("--methods", "ops", "--no-clean", "--reuse", str(missing))) == 2
+    assert f"no results at {missing}" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "results.jsonl").exists()
