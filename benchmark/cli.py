@@ -213,6 +213,22 @@ def build_parser() -> argparse.ArgumentParser:
     bands.add_argument("--cache-dir", default=None, help="where the sets are looked up first (else generated and cached)")
     bands.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
 
+    trace = sub.add_parser("trace", help="train one cell's victim for a schedule of your choosing and trace, at every "
+                                         "evaluation, test accuracy, protected-set accuracy and the planted rate")
+    trace.add_argument("method", help="a registered method")
+    trace.add_argument("--countermeasure", default="none", help="default: none")
+    trace.add_argument("--preset", required=True, choices=list(PRESETS))
+    trace.add_argument("--epochs", type=int, required=True, help="epochs (the preset's schedule stretched over them)")
+    trace.add_argument("--eval-every", type=int, default=5, metavar="N", help="evaluate every N epochs (default: 5)")
+    trace.add_argument("--dataset", default="cifar10")
+    trace.add_argument("--seed", type=int, default=0)
+    trace.add_argument("--data-root", default=None)
+    trace.add_argument("--cache-dir", default=None, help="where the set is looked up first (else generated and cached)")
+    trace.add_argument("--device", default="auto")
+    trace.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
+    trace.add_argument("--countermeasure-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
+    trace.add_argument("--out", default=None, metavar="FILE.json", help="also write the trace as JSON here")
+
     cmp = sub.add_parser("compare", help="our cells beside reference numbers, and the protocol's facts checked")
     cmp.add_argument("run_dirs", nargs="+", metavar="RUN", help="run folders or results .jsonl files")
     cmp.add_argument("--reference", required=True, metavar="PATH.csv",
@@ -383,6 +399,31 @@ def _bands(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trace(args: argparse.Namespace) -> int:
+    import json
+
+    from tabulate import tabulate
+
+    from .runner import Cell, GridConfig
+    from .trace import trace_cell
+
+    config = GridConfig(
+        dataset=args.dataset, preset=args.preset, data_root=args.data_root, cache_dir=args.cache_dir, device=args.device,
+        method_args=parse_plugin_args(args.method_args, methods, "--method-args"),
+        countermeasure_args=parse_plugin_args(args.countermeasure_args, countermeasures, "--countermeasure-args"),
+    )
+    methods.get(args.method)
+    countermeasures.get(args.countermeasure)
+    result = trace_cell(config, Cell(args.method, args.countermeasure, args.seed), args.epochs, args.eval_every)
+    keys = ["epoch", "test_acc", "protected_acc", "planted_rate", "baseline_rate"]
+    print(f"{result['cell_id']} for {args.epochs} epochs ({result['seconds']:.0f} s); planted: perturbation "
+          f"{'pixels copied' if result['planting'] == 'copy' else 'added'} from class y+1")
+    print(tabulate([[p[k] for k in keys] for p in result["points"]], headers=keys, floatfmt=".3f"))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
@@ -416,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
             return _show(args)
         if args.command == "bands":
             return _bands(args)
+        if args.command == "trace":
+            return _trace(args)
         if args.command == "compare":
             from .compare import write_comparison
 

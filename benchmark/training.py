@@ -110,11 +110,13 @@ def train_victim(
     channels_last: bool = True,
     cuda_graph: bool = True,
     victim: str | None = None,
+    on_eval: Callable[[int, torch.nn.Module], None] | None = None,
 ) -> TrainResult:
     """Train `victim` (default: the preset's) with the preset's recipe on uint8 training images and report clean
     test accuracy
     (`amp`: bf16 autocast on CUDA; `channels_last`: NHWC memory layout; `cuda_graph`: on CUDA, replay the
-    model's forward and backward as CUDA graphs when the countermeasure keeps the standard training step)."""
+    model's forward and backward as CUDA graphs when the countermeasure keeps the standard training step;
+    `on_eval(epoch, model)`: called after each evaluation, to measure more than the test accuracy)."""
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
@@ -162,6 +164,8 @@ def train_victim(
         last = epoch == preset.epochs - 1
         if last or (epoch + 1) % preset.eval_every == 0:
             history.append((epoch + 1, evaluate(model, test_images, test_labels, device)))
+            if on_eval is not None:
+                on_eval(epoch + 1, model)
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{mean_loss:.3f}", test=f"{history[-1][1]:.3f}" if history else "-")
     seconds = time.perf_counter() - start

@@ -1,0 +1,76 @@
+"""One cell's victim trained for a schedule of its own and traced at every evaluation: clean test accuracy, accuracy
+on the (pre-processed) protected set it trains on, and how often the protected set's perturbation, planted in clean
+test images, turns their prediction into the perturbation's class."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import torch
+
+from .data import load_splits
+from .evaluation import evaluate
+from .identity import git_state
+from .runner import Cell, GridConfig, make_context, protected_set
+from .seeding import generator
+from .training import train_victim
+
+
+def planted_images(
+    test_images: torch.Tensor, test_labels: torch.Tensor, clean: torch.Tensor, protected: torch.Tensor,
+    train_labels: torch.Tensor, num_classes: int, sparse: bool, gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every test image of class y with the perturbation of a random protected training image of class y+1 (mod the
+    classes): its changed pixels copied in (`sparse`, for L0 methods such as OPS) or its difference added; returns
+    the uint8 images and their planted classes."""
+    target = (test_labels + 1) % num_classes
+    donors = torch.empty_like(target)
+    for c in target.unique().tolist():
+        pool = (train_labels == c).nonzero().flatten()
+        where = (target == c).nonzero().flatten()
+        donors[where] = pool[torch.randint(len(pool), (len(where),), generator=gen)]
+    if sparse:
+        changed = (protected[donors] != clean[donors]).any(1, keepdim=True)
+        return torch.where(changed, protected[donors], test_images), target
+    delta = protected[donors].int() - clean[donors].int()
+    return (test_images.int() + delta).clamp_(0, 255).to(torch.uint8), target
+
+
+def trace_cell(
+    config: GridConfig, cell: Cell, epochs: int, eval_every: int, progress: Callable[..., Any] = lambda it, **kw: it,
+) -> dict[str, Any]:
+    """Train `cell`'s victim for `epochs` (the preset's recipe otherwise, its lr schedule stretched over them) and
+    return the trace: per evaluation the epoch, test accuracy, protected-set accuracy, planted rate and the rate at
+    which un-planted test images already fall in the planted class."""
+    if epochs < 1 or eval_every < 1:
+        raise ValueError(f"epochs and eval_every must be ≥ 1, got {epochs}, {eval_every}")
+    train, test = load_splits(config.dataset, config.data_root, config.preset)
+    images, gen = protected_set(config, cell.method, cell.seed, progress)
+    method, cm = config.method(cell.method), config.countermeasure(cell.countermeasure)
+    ctx = make_context(config, cell.seed, train.num_classes, progress)
+    cm.setup(ctx)
+    trained_on = cm.run_preprocess(images, train.labels, ctx)
+    sparse = method.budget(tuple(train.images.shape[1:])).norm == "l0"
+    planted, target = planted_images(test.images, test.labels, train.images, images, train.labels, train.num_classes,
+                                     sparse, generator(cell.seed, "trace/plant"))
+    points: list[dict[str, float]] = []
+
+    def measure(epoch: int, model: torch.nn.Module) -> None:
+        points.append({
+            "epoch": epoch,
+            "protected_acc": evaluate(model, trained_on, train.labels, ctx.device),
+            "planted_rate": evaluate(model, planted, target, ctx.device),
+            "baseline_rate": evaluate(model, test.images, target, ctx.device),
+        })
+
+    recipe = dataclasses.replace(config.preset_obj, epochs=epochs, eval_every=eval_every)
+    result = train_victim(trained_on, train.labels, test.images, test.labels, train.num_classes, recipe, cm,
+                          cell.seed, ctx.device, progress, victim=cell.victim(config), on_eval=measure)
+    for point, (_, acc) in zip(points, result.history):
+        point["test_acc"] = acc
+    commit, dirty = git_state()
+    return {
+        "cell_id": cell.cell_id(config), "epochs": epochs, "eval_every": eval_every, "planting": "copy" if sparse else "add",
+        "protected_set": gen["key"], "seconds": result.seconds, "threads": torch.get_num_threads(),
+        "git_commit": commit, "git_dirty": dirty, "points": points,
+    }
