@@ -2,26 +2,19 @@
 directly, with no hiding network, at a chosen PSNR and frequency band."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-import kornia
 import torch
 
 from benchmark.plugins import Budget, Context, Method
 from benchmark.registry import register_method
 
 from ..attacks import quantize
+from .distortions import low_pass
 from .method import STREAM_ASSIGN, assign_secrets
 from .semantic import procedural_images
 
 BANDS = ("full", "low", "high")
-
-
-def low_pass(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of std `sigma` pixels (reflected borders)."""
-    k = 2 * math.ceil(3 * sigma) + 1
-    return kornia.filters.gaussian_blur2d(x, (k, k), (sigma, sigma), border_type="reflect")
 
 
 def finest_octave(x: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,12 @@ def low_frequency_mse(stego_bands: torch.Tensor, cover_bands: torch.Tensor) -> t
     return F.mse_loss(stego_bands[:, :ll], cover_bands[:, :ll])
 
 
+def detail_mse(stego_bands: torch.Tensor, cover_bands: torch.Tensor) -> torch.Tensor:
+    """MSE between the three Haar detail bands (the last three quarters of the channels)."""
+    ll = stego_bands.shape[1] // 4
+    return F.mse_loss(stego_bands[:, ll:], cover_bands[:, ll:])
+
+
 def last_conv_features(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The flattened output of the model's last conv block (`model.features`, before pooling)."""
     features = getattr(model, "features", None)

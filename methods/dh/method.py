@@ -1,19 +1,20 @@
 """Semantic Deep Hiding (Meng et al., IEEE TIFS 2024): `dh` (unbounded) and `dh-8` (L∞ 8/255)."""
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from benchmark.identity import CONTENT, tensor_digest
+from benchmark.identity import ADDED, CONTENT, tensor_digest
 from benchmark.plugins import Budget, Context, Method
 from benchmark.presets import Preset
 from benchmark.registry import register_method
 
 from .diffusion_sig import DiffusionSettings
+from .distortions import DISTORTIONS, low_pass
+from .losses import LOW_FREQUENCY_WEIGHT
 from .hiding import HidingNetwork
 from .semantic import SOURCES, semantic_images
 from .training import (
@@ -77,6 +78,12 @@ class _DeepHiding(Method):
     sd_steps: int = 20  # denoising steps per semantic image
     sd_resolution: int = 512  # sampling size, then resized to the dataset's
     arch: str = ""  # LFC's frozen clean classifier (empty: the preset's victim)
+    # Robustness study (docs/dh.md, issue 15); added later, so at their defaults they stay out of every key.
+    distortion: str = field(default="none", metadata=ADDED)  # filters: a random low-pass filter before revealing
+    detail_weight: float = field(default=0.0, metadata=ADDED)  # weight of an MSE on the perturbation's detail bands
+    low_weight: float = field(default=LOW_FREQUENCY_WEIGHT, metadata=ADDED)  # weight of the LL-band MSE
+    secret_blur: float = field(default=0.0, metadata=ADDED)  # Gaussian blur (std, pixels) of the semantic images
+    outline: bool = field(default=True, metadata=ADDED)  # procedural semantic images draw their shape's edge
 
     def __post_init__(self) -> None:
         if not 0 <= self.eps <= 255:
@@ -100,6 +107,11 @@ class _DeepHiding(Method):
             raise ValueError("semantic_source=folder needs semantic_folder=PATH (one sub-folder of images per class)")
         if self.semantic_source == "diffusers" and not (self.sd_path and self.controlnet_path):
             raise ValueError("semantic_source=diffusers needs sd_path=PATH and controlnet_path=PATH (local diffusers folders)")
+        if self.distortion not in DISTORTIONS:
+            raise ValueError(f"unknown distortion {self.distortion!r}; valid choices: {', '.join(DISTORTIONS)}")
+        if min(self.detail_weight, self.low_weight, self.secret_blur) < 0:
+            raise ValueError(f"detail_weight, low_weight and secret_blur must be ≥ 0, got {self.detail_weight}, "
+                             f"{self.low_weight}, {self.secret_blur}")
         if self.sd_steps < 1 or self.sd_resolution < 8:
             raise ValueError(f"sd_steps must be ≥ 1 and sd_resolution ≥ 8, got {self.sd_steps}, {self.sd_resolution}")
 
@@ -124,15 +136,22 @@ class _DeepHiding(Method):
             "classes_per_batch": CLASSES_PER_BATCH, "lfc_weight": self.lfc_weight, "reveal_noise": noise,
             "eps": self.eps, "secret_assignment": self.secret_assignment, "semantic_source": self.semantic_source,
             "semantic_per_class": self.semantic_per_class, "arch": self.arch or preset.model,
-        }
+        } | self._robustness()
+
+    def _robustness(self) -> dict[str, Any]:
+        """The robustness-study settings that differ from their defaults."""
+        return {f.name: getattr(self, f.name) for f in self.param_fields()
+                if f.metadata.get("added") and getattr(self, f.name) != f.default}
 
     def generate(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
         s = self.settings(ctx.preset)
         diffusion = DiffusionSettings(self.sd_path, self.controlnet_path, self.sd_prompt, self.sd_steps, self.sd_resolution)
         secrets, secret_labels = semantic_images(
             self.semantic_source, ctx.num_classes, self.semantic_per_class, images.shape[-1],
-            ctx.seed, self.semantic_folder, diffusion, ctx.device,
+            ctx.seed, self.semantic_folder, diffusion, ctx.device, self.outline,
         )
+        if self.secret_blur > 0:
+            secrets = (low_pass(secrets.float() / 255, self.secret_blur) * 255).round().clamp(0, 255).to(torch.uint8)
         assignment = assign_secrets(labels, secret_labels, self.secret_assignment, ctx.generator(STREAM_ASSIGN))
         surrogate = ctx.surrogate(s["arch"])
         net, record = self._hiding_network(images, labels, secrets, assignment, surrogate, s, ctx)
@@ -161,10 +180,10 @@ class _DeepHiding(Method):
         """The trained hiding network from the artifact cache, else trained and cached."""
         train_settings = TrainingSettings(
             s["blocks"], s["width"], s["dense_layers"], s["steps"], s["lr"], s["per_class"], s["classes_per_batch"],
-            s["lfc_weight"], s["reveal_noise"], s["eps"] / 255,
+            s["lfc_weight"], s["reveal_noise"], s["eps"] / 255, self.distortion, self.detail_weight, self.low_weight,
         )
         spec = {
-            "data": tensor_digest(images, labels), "training": dataclasses.asdict(train_settings),
+            "data": tensor_digest(images, labels), "training": train_settings.key(),
             "secrets": tensor_digest(secrets), "assignment": tensor_digest(assignment),
             "surrogate": tensor_digest(*surrogate.state_dict().values()), "seed": ctx.seed,
         }

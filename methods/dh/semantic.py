@@ -32,11 +32,12 @@ MIN_CONTRAST = 0.35  # luminance gap between a shape's mean colour and its backg
 
 def semantic_images(
     source: str, num_classes: int, per_class: int, size: int, seed: int, folder: str = "",
-    diffusion: DiffusionSettings | None = None, device: torch.device = torch.device("cpu"),
+    diffusion: DiffusionSettings | None = None, device: torch.device = torch.device("cpu"), outline: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Semantic images (uint8 N×3×size×size) and their class labels from `source`."""
+    """Semantic images (uint8 N×3×size×size) and their class labels from `source` (`outline`: procedural shapes
+    get their edge drawn)."""
     if source == "procedural":
-        return procedural_images(num_classes, per_class, size, seed)
+        return procedural_images(num_classes, per_class, size, seed, outline)
     if source == "folder":
         return folder_images(folder, num_classes, size)
     if source == "diffusers":
@@ -66,15 +67,18 @@ def folder_images(folder: str, num_classes: int, size: int) -> tuple[torch.Tenso
     return data.images, data.labels
 
 
-def procedural_images(num_classes: int, per_class: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """`per_class` textured renderings of one far-apart shape per class; deterministic in `seed`."""
+def procedural_images(
+    num_classes: int, per_class: int, size: int, seed: int, outline: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`per_class` textured renderings of one far-apart shape per class, its edge drawn when `outline`;
+    deterministic in `seed`."""
     gen = torch.Generator().manual_seed(seed)
     hi = size * SUPERSAMPLE
     images = []
     for shape in class_shapes(num_classes, gen):
         mask = shape.rasterize(hi)
-        outline = edge_map(mask, max(1, hi // 48))
-        images += [render(mask, outline, gen) for _ in range(per_class)]
+        edge = edge_map(mask, max(1, hi // 48)) if outline else torch.zeros_like(mask)
+        images += [render(mask, edge, gen) for _ in range(per_class)]
     lowres = F.avg_pool2d(torch.stack(images), SUPERSAMPLE)
     labels = torch.arange(num_classes).repeat_interleave(per_class)
     return (lowres * 255).round().clamp(0, 255).to(torch.uint8), labels

@@ -1,6 +1,7 @@
 """Training the hiding network on the training images as covers, and hiding every image's secret."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -12,9 +13,10 @@ from benchmark.seeding import generator, global_rng, stream_seed
 from benchmark.training import warmup_cosine
 
 from ..attacks import batches, quantize
+from .distortions import random_distortion
 from .hiding import HidingNetwork, dwt, iwt
 from .losses import (
-    CONCEAL_WEIGHT, LOW_FREQUENCY_WEIGHT, REVEAL_WEIGHT, feature_spread, last_conv_features, lfc_loss,
+    CONCEAL_WEIGHT, LOW_FREQUENCY_WEIGHT, REVEAL_WEIGHT, detail_mse, feature_spread, last_conv_features, lfc_loss,
     low_frequency_mse,
 )
 
@@ -40,6 +42,18 @@ class TrainingSettings:
     lfc_weight: float
     reveal_noise: float  # std of the Gaussian standing in for the lost branch r when revealing
     eps: float  # L∞ bound of the perturbation in [0,1] units, applied in training too (0: none)
+    # Robustness settings, added later: their defaults stay out of the cache key (`key`).
+    distortion: str = "none"  # `filters`: a random low-pass distortion between stego and reveal (distortions.py)
+    detail_weight: float = 0.0  # weight of the MSE of the perturbation's Haar detail bands
+    low_weight: float = LOW_FREQUENCY_WEIGHT  # weight of the low-frequency (LL band) MSE
+
+    def key(self) -> dict[str, Any]:
+        """The settings for the cache key; the later ones only where they differ from their defaults."""
+        later = {f.name: f.default for f in dataclasses.fields(self) if f.name in LATER}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in later or v != later[k]}
+
+
+LATER = ("distortion", "detail_weight", "low_weight")
 
 
 def bounded(delta: torch.Tensor, eps: float) -> torch.Tensor:
@@ -71,8 +85,9 @@ def train_hiding_network(
     progress: Callable[..., Any],
 ) -> tuple[HidingNetwork, dict[str, list[float]]]:
     """Train on uint8 covers, each hiding the uint8 semantic image `secrets[assignment[i]]`, with
-    concealing + revealing + low-frequency losses and, when `s.lfc_weight` > 0, LFC through
-    `surrogate`; returns the network (eval mode) and the loss history (every 10% of the steps)."""
+    concealing + revealing + low-frequency (+ detail-band) losses and, when `s.lfc_weight` > 0, LFC
+    through `surrogate`, the secret revealed from the stego image after a random distortion when
+    `s.distortion` is `filters`; returns the network (eval mode) and the loss history (every 10% of the steps)."""
     if s.lfc_weight > 0 and surrogate is None:
         raise ValueError("LFC (lfc_weight > 0) needs a surrogate classifier")
     with global_rng(stream_seed(seed, "dh/init")):
@@ -97,11 +112,14 @@ def train_hiding_network(
             stego = cover + bounded(stego - cover, s.eps)
             stego_bands = dwt(stego)
         z = s.reveal_noise * torch.randn(lost.shape, generator=gen).to(device)  # the receiver does not have r (HiNet)
-        revealed = iwt(net.reverse_bands(stego_bands, z)[1])
+        received = dwt(random_distortion(stego, gen)) if s.distortion == "filters" else stego_bands
+        revealed = iwt(net.reverse_bands(received, z)[1])
         conceal = F.mse_loss(stego, cover)
         reveal = F.mse_loss(revealed, secret)
         low = low_frequency_mse(stego_bands, cover_bands)
-        loss = CONCEAL_WEIGHT * conceal + REVEAL_WEIGHT * reveal + LOW_FREQUENCY_WEIGHT * low
+        loss = CONCEAL_WEIGHT * conceal + REVEAL_WEIGHT * reveal + s.low_weight * low
+        if s.detail_weight > 0:
+            loss = loss + s.detail_weight * detail_mse(stego_bands, cover_bands)
         lfc = torch.zeros((), device=device)
         if surrogate is not None and s.lfc_weight > 0:
             lfc = lfc_loss(last_conv_features(surrogate, stego - cover), labels[idx].to(device))
