@@ -126,6 +126,7 @@ class Method(Plugin):
     """An unlearnable-example method: subclasses declare `budget` and implement `generate`."""
 
     cost: ClassVar[float] = 1.0  # rough generation time, in trainings of the preset's victim (for the grid's ETA)
+    in_all: ClassVar[bool] = True  # whether `--methods all` includes it (False for controls of an experiment)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

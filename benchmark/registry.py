@@ -94,13 +94,15 @@ class Registry(Generic[T]):
         return self._entries[name]
 
     def expand(self, spec: str | list[str]) -> list[str]:
-        """A comma list of names (or `all`) checked against the registry, order kept."""
+        """A comma list of names (or `all`: those whose class does not set `in_all = False`) checked against the
+        registry, order kept."""
         items = spec.split(",") if isinstance(spec, str) else list(spec)
         names: list[str] = []
         for item in (i.strip() for i in items):
             if not item:
                 continue
-            for n in self.names() if item == "all" else [self.get(item).name]:  # type: ignore[attr-defined]
+            every = [n for n in self.names() if getattr(self.get(n), "in_all", True)]
+            for n in every if item == "all" else [self.get(item).name]:  # type: ignore[attr-defined]
                 if n not in names:
                     names.append(n)
         return names

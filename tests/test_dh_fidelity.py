@@ -16,7 +16,7 @@ from benchmark.registry import methods
 from benchmark.runner import GridConfig, protected_set
 from benchmark.spectrum import haar_ll_share
 from benchmark.trace import planted_images
-from methods.dh.control import finest_octave
+from methods.semantic_add import finest_octave
 from methods.dh.distortions import FILTERS, _identity, _noise
 from methods.dh.training import TrainingSettings
 

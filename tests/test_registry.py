@@ -12,7 +12,8 @@ from benchmark.registry import UnknownNameError, countermeasures, methods, model
 
 
 def test_builtins_are_registered_in_table_order():
-    assert methods.names()[:11] == ["clean", "dh", "dh-8", "em", "em-classwise", "rem", "tap", "ops", "lsp", "ar", "cuda"]
+    assert methods.names()[:13] == ["clean", "dh", "dh-8", "dh-robust", "em", "em-classwise", "rem", "tap", "ops", "lsp",
+                                    "ar", "cuda", "semantic-add"]
     assert countermeasures.names()[:3] == ["none", "cutout", "cutmix"]
     assert {"tinycnn", "fastcnn", "resnet18"} <= set(models.names())
 
@@ -20,7 +21,7 @@ def test_builtins_are_registered_in_table_order():
 def test_unknown_name_lists_valid_names():
     with pytest.raises(UnknownNameError) as err:
         methods.get("nope")
-    assert "nope" in str(err.value) and "clean, dh, dh-8, em, em-classwise, rem, tap, ops, lsp, ar, cuda" in str(err.value)
+    assert "nope" in str(err.value) and "clean, dh, dh-8, dh-robust, em, em-classwise, rem, tap, ops, lsp, ar, cuda" in str(err.value)
 
 
 def test_duplicate_name_is_refused(temp_plugin):
@@ -33,7 +34,7 @@ def test_duplicate_name_is_refused(temp_plugin):
 
 
 def test_expand_all_and_wildcards():
-    assert methods.expand("all") == methods.names()
+    assert methods.expand("all") == [n for n in methods.names() if n != "semantic-add"]  # a control: in_all False
     assert methods.expand("lsp,ops,lsp") == ["lsp", "ops"]
     assert countermeasures.names("jpeg*") == ["jpeg10", "jpeg50"]
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,8 +140,8 @@ class _DeepHiding(Method):
         } | self._robustness()
 
     def _robustness(self) -> dict[str, Any]:
-        """The robustness-study settings that differ from their defaults."""
-        return {f.name: getattr(self, f.name) for f in self.param_fields()
+        """The robustness-study settings that differ from `dh`'s defaults (so `dh-robust` states its distortion)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(_DeepHiding)
                 if f.metadata.get("added") and getattr(self, f.name) != f.default}
 
     def generate(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
@@ -196,7 +197,9 @@ class _DeepHiding(Method):
             state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
             return state, {"history": history, "train_s": time.perf_counter() - start}
 
-        state, meta, cached = ctx.artifact(self, "hiding-net", spec, create)
+        # Owned by `dh` for every variant: the spec holds all that decides the network, so `dh-robust` and
+        # `dh distortion=filters` share one.
+        state, meta, cached = ctx.artifact(DeepHiding(), "hiding-net", spec, create)
         net = HidingNetwork(train_settings.blocks, train_settings.width, train_settings.dense_layers)
         net.load_state_dict(state)
         return net.to(ctx.device).eval().requires_grad_(False), {**meta, "cached": cached}
@@ -214,3 +217,11 @@ class DeepHidingLinf8(_DeepHiding):
     """Semantic Deep Hiding with the perturbation bounded to L∞ 8/255 in training and generation (ours)."""
 
     eps: float = 8.0
+
+
+@register_method("dh-robust")
+@dataclass
+class DeepHidingRobust(_DeepHiding):
+    """Semantic Deep Hiding trained to reveal through random low-pass filters, JPEG and noise (ours, issue 15)."""
+
+    distortion: str = field(default="filters", metadata=ADDED)

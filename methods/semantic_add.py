@@ -9,10 +9,10 @@ import torch
 from benchmark.plugins import Budget, Context, Method
 from benchmark.registry import register_method
 
-from ..attacks import quantize
-from .distortions import low_pass
-from .method import STREAM_ASSIGN, assign_secrets
-from .semantic import procedural_images
+from .attacks import quantize
+from .dh.distortions import low_pass
+from .dh.method import STREAM_ASSIGN, assign_secrets
+from .dh.semantic import procedural_images
 
 BANDS = ("full", "low", "high")
 
@@ -36,6 +36,7 @@ class SemanticAdd(Method):
     """Control for DH: the class's procedural semantic image added directly at a set PSNR, full, low or finest band."""
 
     cost = 0.1
+    in_all = False  # a control for docs/dh.md, not a protection: `--methods all` leaves it out
 
     psnr: float = 28.0  # dB of each protected image against its clean one (before rounding to uint8)
     band: str = "full"  # full: the semantic image; low: its Gaussian blur; high: its Haar detail bands only
