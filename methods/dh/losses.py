@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# HiNet's weights (λ_guide, λ_reconstruction, λ_low-frequency). Our MSEs are per-element means,
-# HiNet's are sums over the batch; the three keep their ratios, LFC's weight is ours (see method.py).
+# HiNet's weights (λ_guide, λ_reconstruction, λ_low-frequency) on per-element means, where HiNet sums. The low-frequency
+# mean runs over a quarter of the elements, so a unit of perturbation energy in the LL band costs 1 + 4 = 5 times one
+# in the detail bands (HiNet: 1 + 1 = 2); `dh.low_weight=0.25` gives HiNet's ratio. LFC's weight is ours (method.py).
 CONCEAL_WEIGHT = 1.0
 REVEAL_WEIGHT = 5.0
 LOW_FREQUENCY_WEIGHT = 1.0
