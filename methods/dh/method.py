@@ -1,8 +1,8 @@
-"""Semantic Deep Hiding (Meng et al., IEEE TIFS 2024): `dh` (unbounded) and `dh-8` (L∞ 8/255)."""
+"""Semantic Deep Hiding (Meng et al., IEEE TIFS 2024): `dh` (unbounded), `dh-8` (L∞ 8/255) and `dh-robust`."""
 from __future__ import annotations
 
-import time
 import dataclasses
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,8 +15,8 @@ from benchmark.registry import register_method
 
 from .diffusion_sig import DiffusionSettings
 from .distortions import DISTORTIONS, low_pass
-from .losses import LOW_FREQUENCY_WEIGHT
 from .hiding import HidingNetwork
+from .losses import LOW_FREQUENCY_WEIGHT
 from .semantic import SOURCES, semantic_images
 from .training import (
     TrainingSettings, hide_all, measured_subset, perturbation_spread, reveal_psnr, train_hiding_network,
