@@ -130,7 +130,7 @@ def test_show_draws_the_grids_gallery_from_the_cache(grid, data_root, tmp_path, 
 
 def test_show_rejects_an_unknown_method_and_an_out_that_is_no_png(tmp_path, capsys):
     assert main(["show", "nope", "--preset", "quick", "--out", str(tmp_path / "g.png")]) == 2
-    assert "unknown method 'nope'; valid methods: clean, dh, dh-8, em," in capsys.readouterr().err
+    assert "unknown method 'nope'; valid methods: clean, dh, dh-8, dh-robust, em," in capsys.readouterr().err
     assert main(["show", "em", "--preset", "quick", "--out", str(tmp_path / "g.jpg")]) == 2
     assert "--out must be a .png file" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())

@@ -74,7 +74,7 @@ def test_a_failing_cell_becomes_a_failed_row_and_the_grid_goes_on(tmp_path, argv
 
 def test_unknown_names_fail_with_the_valid_names(argv, capsys):
     assert main(argv("--methods", "nope")) == 2
-    assert "unknown method 'nope'; valid methods: clean, dh, dh-8, em, em-classwise, rem, tap, ops, lsp, ar, cuda" in capsys.readouterr().err
+    assert "unknown method 'nope'; valid methods: clean, dh, dh-8, dh-robust, em, em-classwise, rem, tap, ops, lsp, ar, cuda, semantic-add" in capsys.readouterr().err
     assert main(argv("--defenses", "none,jpeg")) == 2
     assert "valid countermeasures: none, cutout, cutmix, mixup, autoaugment" in capsys.readouterr().err
     assert main(argv("--defense-args", "jpeg10.qual=3")) == 2
