@@ -17,6 +17,8 @@ from .store import RunFolderBusy
 if TYPE_CHECKING:
     import torch
 
+    from .ray_executor import RayOptions
+
 LIST_KINDS = ("methods", "countermeasures", "models", "presets")
 LIST_ALIASES = {"defenses": "countermeasures"}  # the kind named as the old `run --defenses` flag
 
@@ -146,7 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--models", default=None, metavar="M,M,...",
                      help="victims to train every cell on, e.g. fastcnn,vgg16bn (default: the preset's victim); "
                           "see `list models`")
-    run.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
+    run.add_argument("--jobs", type=int, default=None,
+                     help="cells run in parallel processes on this machine (default: 1; local executor only)")
+    run.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="local (default): this machine, --jobs processes; ray: a Ray task graph, on a new local Ray "
+                          "or the cluster at --ray-address (pip install -e '.[ray]'; see docs/cluster.md)")
+    run.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
+                     help="with --executor ray: the running cluster to use (default: $RAY_ADDRESS, else the one `ray "
+                          "start` last started here, else a new local Ray); its nodes must share the cache folder")
+    run.add_argument("--cpus-per-cell", type=int, default=None, metavar="N",
+                     help="with --executor ray: CPUs each task holds, and its torch threads (default: 1)")
+    run.add_argument("--gpus-per-cell", type=float, default=None, metavar="F",
+                     help="with --executor ray: the share of a GPU each task holds, e.g. 1 or 0.5 (default: 0, "
+                          "cells on CPUs)")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     run.add_argument("--no-clean", action="store_true", help="do not add the clean reference row")
     run.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
@@ -277,9 +291,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _ray_options(args: argparse.Namespace) -> RayOptions | None:
+    """The Ray settings of `run --executor ray`, or None for the local executor; flags of the other are refused."""
+    given = [flag for flag, value in (("--ray-address", args.ray_address), ("--cpus-per-cell", args.cpus_per_cell),
+                                      ("--gpus-per-cell", args.gpus_per_cell)) if value is not None]
+    if args.executor != "ray":
+        if given:
+            raise ValueError(f"{', '.join(given)}: only with --executor ray")
+        return None
+    if args.jobs is not None:
+        raise ValueError("--jobs is the local executor's: under --executor ray the cluster's CPUs and GPUs, shared "
+                         "out by --cpus-per-cell and --gpus-per-cell, decide how many cells run at once")
+    from .ray_executor import RayOptions
+
+    return RayOptions(args.ray_address, 1 if args.cpus_per_cell is None else args.cpus_per_cell,
+                      0.0 if args.gpus_per_cell is None else args.gpus_per_cell)
+
+
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from .runner import GridConfig, run_grid
 
+    ray_options = _ray_options(args)  # before any work: Ray missing or a flag that does not fit
     method_names = expand_methods(args.methods)
     if not args.no_clean and "clean" not in method_names:
         method_names.insert(0, "clean")
@@ -303,8 +335,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             print(f"warning: {flag} names {name!r}, which is not in this grid ({', '.join(grid)}); "
                   "its arguments are unused", file=sys.stderr)
     try:
-        summary = run_grid(method_names, countermeasure_names, args.seeds, out, config, args.jobs, not args.no_progress,
-                           args.poison_ratios, victims, args.reuse)
+        summary = run_grid(method_names, countermeasure_names, args.seeds, out, config,
+                           1 if args.jobs is None else args.jobs, not args.no_progress, args.poison_ratios, victims,
+                           args.reuse, ray_options)
     except KeyboardInterrupt:
         print(
             f"\nInterrupted. Finished cells are kept in {out / 'results.jsonl'}.\n"

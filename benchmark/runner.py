@@ -8,10 +8,11 @@ import tempfile
 import time
 import traceback
 import warnings
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -35,6 +36,9 @@ from .row import Row
 from .store import RunLock, append_row, carry_rows, finished_ids
 from .surrogates import surrogate_model
 from .training import TRAINER_VERSION, train_victim
+
+if TYPE_CHECKING:
+    from .ray_executor import RayOptions
 
 ENV_CACHE_DIR = "UEBENCH_CACHE_DIR"
 POISON_SELECTION_SEED = 0  # fixed: at one ratio every method and seed protects the same images
@@ -390,19 +394,24 @@ def run_grid(
     ratios: list[float] = (1.0,),
     victims: list[str | None] = (None,),
     reuse: list[str | os.PathLike] = (),
+    ray_options: RayOptions | None = None,
 ) -> GridSummary:
     """Run every pending cell, appending a row per finished cell to OUT/results.jsonl, then render
     OUT/leaderboard.*; cells already `ok` in OUT are skipped (resume), and so are those whose `ok` row (same cell
     id) is found in `reuse` (run folders or rows files), copied into OUT first. One run per folder at a time.
+    Cells run here and in `jobs` processes, or with `ray_options` as a Ray task graph (benchmark/ray_executor.py).
     With `show_progress`: a plan with an ETA first, then a bar on a terminal or one line per finished item."""
     from .leaderboard import write_leaderboard
 
     run_dir = Path(out)
+    if ray_options is not None:
+        from . import ray_executor
+
+        config = ray_executor.worker_config(config, ray_options)
     cells = preflight(method_names, countermeasure_names, seeds, run_dir, config, jobs, ratios, victims)
     progress: Callable[..., Any] = tqdm if show_progress and sys.stderr.isatty() else _quiet  # plugins' own bars
-    failed = 0
 
-    with RunLock(run_dir):
+    with RunLock(run_dir), ExitStack() as stack:
         done = finished_ids(run_dir)
         if reuse:
             carried = carry_rows(reuse, run_dir, {c.cell_id(config) for c in cells} - done)
@@ -411,77 +420,118 @@ def run_grid(
         pending = [c for c in cells if c.cell_id(config) not in done]
         sets = sorted({(c.method, c.seed) for c in pending})
         prepares = sorted({c.countermeasure for c in pending})
-        plan = _plan(config, pending, sets, prepares) if show_progress and pending else None
-        meter = None
-        if plan is not None:
-            print(_plan_text(config, len(cells), len(pending), plan, jobs), file=sys.stderr, flush=True)
+        if ray_options is not None and pending:
+            stack.enter_context(ray_executor.connected(ray_options, config))
+        log = GridLog(run_dir)
+        if show_progress and pending:
+            if ray_options is None:
+                plan, how = _plan(config, pending, sets, prepares), f"--jobs {jobs}"
+            else:
+                plan, how = ray_executor.plan_on_ray(ray_options, config, pending, sets, prepares)
+            print(_plan_text(config, len(cells), len(pending), plan, how), file=sys.stderr, flush=True)
             heavy = sum(v > 0 for v in plan.prepares.values())
-            meter = GridProgress(sum(plan.sets.values()) + sum(plan.prepares.values()), sum(plan.cells.values()),
-                                 len(sets) + heavy, len(pending))
-
-        def record(cell: Cell, row: dict[str, Any]) -> None:
-            nonlocal failed
-            append_row(run_dir, row)
-            failed += row["status"] != "ok"
-            if meter is not None:
-                outcome = f"{100 * row['final_acc']:.1f}%" if row["status"] == "ok" else row["status"]
-                meter.advance("cell", plan.cells[cell], f"{row['cell_id'].rsplit('/', 1)[0]}: {outcome}")
-
-        # Shared artifacts first, in this process, so that parallel cells only read them: each protected set
-        # once per (method, seed), then what each countermeasure shares across cells (a fitted DDPM).
-        errors: dict[Any, BaseException] = {}
-        fresh = set()
-        for method_name, seed in sets:
-            t0 = time.perf_counter()
-            try:
-                images, gen = protected_set(config, method_name, seed, progress)
-                if not gen["cached"]:
-                    fresh.add((method_name, seed))
-                outcome = "cached" if gen["cached"] else f"generated in {clock(time.perf_counter() - t0)}"
-            except Exception as exc:
-                errors[(method_name, seed)] = exc
-                outcome = f"failed: {type(exc).__name__}"
-            else:
-                save_gallery(run_dir, config, method_name, seed, images, gen["key"])
-            if meter is not None:
-                meter.advance("artifact", plan.sets[(method_name, seed)], f"protected set {method_name} seed {seed} {outcome}")
-        num_classes = load_splits(config.dataset, config.data_root, config.preset)[0].num_classes
-        for name in prepares:
-            t0 = time.perf_counter()
-            try:
-                config.countermeasure(name).prepare(make_context(config, 0, num_classes, progress))
-                outcome = f"ready in {clock(time.perf_counter() - t0)}"
-            except Exception as exc:
-                errors[name] = exc
-                outcome = f"failed: {type(exc).__name__}"
-            if meter is not None and plan.prepares[name] > 0:  # the others prepare nothing worth a line
-                meter.advance("artifact", plan.prepares[name], f"countermeasure {name} {outcome}")
-
-        runnable = []
-        for cell in pending:
-            exc = errors.get((cell.method, cell.seed)) or errors.get(cell.countermeasure)
-            if exc is not None:
-                record(cell, failed_row(cell, config, exc))
-            else:
-                runnable.append(cell)
-
-        if meter is not None:
-            meter.cells_started()
+            log = GridLog(run_dir, plan, GridProgress(sum(plan.sets.values()) + sum(plan.prepares.values()),
+                                                      sum(plan.cells.values()), len(sets) + heavy, len(pending)))
         try:
-            if jobs <= 1:
-                for cell in runnable:
-                    record(cell, _run_task((cell, config, frozenset(fresh))))
-            else:
-                threads = max(1, (os.cpu_count() or 1) // jobs)
-                tasks = [(cell, config, frozenset(fresh)) for cell in runnable]
-                for (cell, _, _), result in run_parallel(_run_task, tasks, jobs, threads):
-                    record(cell, failed_row(cell, config, result) if isinstance(result, BaseException) else result)
+            if ray_options is None:
+                _run_local(pending, sets, prepares, config, jobs, progress, log)
+            elif pending:
+                ray_executor.run_on_ray(pending, sets, prepares, config, ray_options, log)
         finally:
-            if meter is not None:
-                meter.close()
+            log.close()
         if finished_ids(run_dir):
             write_leaderboard([run_dir], run_dir)
-    return GridSummary(run_dir, ran=len(pending), skipped=len(cells) - len(pending), failed=failed)
+    return GridSummary(run_dir, ran=len(pending), skipped=len(cells) - len(pending), failed=log.failed)
+
+
+@dataclass
+class GridLog:
+    """The driver's account of a grid: the only writer of OUT/results.jsonl, and with a plan, the progress
+    line of every finished piece (protected set, prepared countermeasure, cell)."""
+
+    run_dir: Path
+    plan: Plan | None = None
+    meter: GridProgress | None = None
+    failed: int = 0
+
+    def record(self, cell: Cell, row: dict[str, Any], running: int | None = None) -> None:
+        """Append a cell's row and report it; `running`: how many cells are running or queued, when known."""
+        append_row(self.run_dir, row)
+        self.failed += row["status"] != "ok"
+        if self.meter is not None:
+            outcome = f"{100 * row['final_acc']:.1f}%" if row["status"] == "ok" else row["status"]
+            extra = "" if running is None else f" · {running} running or queued · {self.failed} failed"
+            self.meter.advance("cell", self.plan.cells[cell], f"{row['cell_id'].rsplit('/', 1)[0]}: {outcome}{extra}")
+
+    def protected(self, method_name: str, seed: int, outcome: str) -> None:
+        """Report a protected set made, found in the cache or failed."""
+        if self.meter is not None:
+            self.meter.advance("artifact", self.plan.sets[(method_name, seed)],
+                               f"protected set {method_name} seed {seed} {outcome}")
+
+    def prepared(self, name: str, outcome: str) -> None:
+        """Report a countermeasure's `prepare`, unless it prepares nothing worth a line."""
+        if self.meter is not None and self.plan.prepares[name] > 0:
+            self.meter.advance("artifact", self.plan.prepares[name], f"countermeasure {name} {outcome}")
+
+    def cells_started(self) -> None:
+        """Start the clock of the cells' pace, the first time only."""
+        if self.meter is not None and self.meter.cells_start is None:
+            self.meter.cells_started()
+
+    def close(self) -> None:
+        if self.meter is not None:
+            self.meter.close()
+
+
+def _run_local(pending: list[Cell], sets: list[tuple[str, int]], prepares: list[str], config: GridConfig, jobs: int,
+               progress: Callable[..., Any], log: GridLog) -> None:
+    """Shared artifacts first, in this process, so that parallel cells only read them: each protected set once
+    per (method, seed), then what each countermeasure shares across cells (a fitted DDPM); then the cells,
+    here (`jobs` 1) or in `jobs` worker processes."""
+    errors: dict[Any, BaseException] = {}
+    fresh = set()
+    for method_name, seed in sets:
+        t0 = time.perf_counter()
+        try:
+            images, gen = protected_set(config, method_name, seed, progress)
+            if not gen["cached"]:
+                fresh.add((method_name, seed))
+            outcome = "cached" if gen["cached"] else f"generated in {clock(time.perf_counter() - t0)}"
+        except Exception as exc:
+            errors[(method_name, seed)] = exc
+            outcome = f"failed: {type(exc).__name__}"
+        else:
+            save_gallery(log.run_dir, config, method_name, seed, images, gen["key"])
+        log.protected(method_name, seed, outcome)
+    num_classes = load_splits(config.dataset, config.data_root, config.preset)[0].num_classes
+    for name in prepares:
+        t0 = time.perf_counter()
+        try:
+            config.countermeasure(name).prepare(make_context(config, 0, num_classes, progress))
+            outcome = f"ready in {clock(time.perf_counter() - t0)}"
+        except Exception as exc:
+            errors[name] = exc
+            outcome = f"failed: {type(exc).__name__}"
+        log.prepared(name, outcome)
+
+    runnable = []
+    for cell in pending:
+        exc = errors.get((cell.method, cell.seed)) or errors.get(cell.countermeasure)
+        if exc is not None:
+            log.record(cell, failed_row(cell, config, exc))
+        else:
+            runnable.append(cell)
+
+    log.cells_started()
+    if jobs <= 1:
+        for cell in runnable:
+            log.record(cell, _run_task((cell, config, frozenset(fresh))))
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        tasks = [(cell, config, frozenset(fresh)) for cell in runnable]
+        for (cell, _, _), result in run_parallel(_run_task, tasks, jobs, threads):
+            log.record(cell, failed_row(cell, config, result) if isinstance(result, BaseException) else result)
 
 
 @dataclass
@@ -491,8 +541,13 @@ class Plan:
     sets: dict[tuple[str, int], float]
     prepares: dict[str, float]
     cells: dict[Cell, float]
-    victim_s: dict[str, float]  # one training under `none`, measured here
+    victim_s: dict[str, float]  # one training under `none`, measured where the cells run
     cached: int  # protected sets already in the cache
+
+    def spread(self, slots: int) -> Plan:
+        """The same work with `slots` pieces at a time: each piece's estimate becomes its share of the wall time."""
+        return Plan({k: v / slots for k, v in self.sets.items()}, {k: v / slots for k, v in self.prepares.items()},
+                    {k: v / slots for k, v in self.cells.items()}, self.victim_s, self.cached)
 
 
 def _plan(config: GridConfig, pending: list[Cell], sets: list[tuple[str, int]], prepares: list[str]) -> Plan:
@@ -511,8 +566,8 @@ def _plan(config: GridConfig, pending: list[Cell], sets: list[tuple[str, int]], 
     )
 
 
-def _plan_text(config: GridConfig, total: int, pending: int, plan: Plan, jobs: int) -> str:
-    """What the grid is about to do and roughly how long it takes."""
+def _plan_text(config: GridConfig, total: int, pending: int, plan: Plan, how: str) -> str:
+    """What the grid is about to do and roughly how long it takes `how` it runs (`--jobs 2`)."""
     p = config.preset_obj
     estimate = sum(plan.sets.values()) + sum(plan.prepares.values()) + sum(plan.cells.values())
     victims = ", ".join(f"{v} {s:.0f} s" for v, s in plan.victim_s.items())
@@ -520,7 +575,7 @@ def _plan_text(config: GridConfig, total: int, pending: int, plan: Plan, jobs: i
         f"preset {p.name}: {p.summary}",
         f"{total} cells: {pending} to run, {total - pending} already finished; {len(plan.sets)} protected set(s) "
         f"({plan.cached} cached), {sum(v > 0 for v in plan.prepares.values())} countermeasure(s) to prepare",
-        f"estimated time: about {clock(estimate)} at --jobs {jobs} (one victim training measured here: {victims}; "
+        f"estimated time: about {clock(estimate)} at {how} (one victim training measured: {victims}; "
         "the rest from rough per-plugin cost hints, refined as cells finish)",
     ]
     if p.name in PLUMBING_ONLY:
