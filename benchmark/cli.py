@@ -243,6 +243,28 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--countermeasure-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
     trace.add_argument("--out", default=None, metavar="FILE.json", help="also write the trace as JSON here")
 
+    prof = sub.add_parser("profile", help="time one piece of each stage kind at a preset (generation per method, the "
+                                          "surrogate and DDPM fits, pre-processing, a training epoch per "
+                                          "countermeasure, evaluation) and project a grid's time")
+    prof.add_argument("--preset", required=True, choices=list(PRESETS))
+    prof.add_argument("--methods", default="all", help="comma list of registered methods (default: all)")
+    prof.add_argument("--countermeasures", default="all", help="comma list of countermeasures (default: all)")
+    prof.add_argument("--epochs", type=int, default=1, metavar="N",
+                      help="epochs each countermeasure's victim trains, its steps sweeping the preset's schedule; the "
+                           "projection takes their mean (default: 1)")
+    prof.add_argument("--dataset", default="cifar10")
+    prof.add_argument("--seed", type=int, default=0)
+    prof.add_argument("--data-root", default=None)
+    prof.add_argument("--use-cache", action="store_true",
+                      help="read protected sets and fitted models from the cache (--cache-dir, else $UEBENCH_CACHE_DIR, "
+                           "else the user cache), never writing it; cached sets report the generation time recorded "
+                           "with them (default: everything made and timed in a temporary folder)")
+    prof.add_argument("--cache-dir", default=None, help="with --use-cache: the cache to read")
+    prof.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    prof.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
+    prof.add_argument("--countermeasure-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
+    prof.add_argument("--out", default=None, metavar="FILE.json", help="also write the measurements as JSON here")
+
     cmp = sub.add_parser("compare", help="our cells beside reference numbers, and the protocol's facts checked")
     cmp.add_argument("run_dirs", nargs="+", metavar="RUN", help="run folders or results .jsonl files")
     cmp.add_argument("--reference", required=True, metavar="PATH.csv",
@@ -457,6 +479,29 @@ def _trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _profile(args: argparse.Namespace) -> int:
+    import json
+
+    from .profile import profile_grid, render
+    from .runner import GridConfig
+
+    names, chosen = methods.expand(args.methods), countermeasures.expand(args.countermeasures)  # before any work
+    if args.cache_dir is not None and not args.use_cache:
+        raise ValueError("--cache-dir is only read with --use-cache; without it the profile makes and times "
+                         "everything in a temporary folder")
+    config = GridConfig(
+        dataset=args.dataset, preset=args.preset, data_root=args.data_root, cache_dir=args.cache_dir, device=args.device,
+        method_args=parse_plugin_args(args.method_args, methods, "--method-args"),
+        countermeasure_args=parse_plugin_args(args.countermeasure_args, countermeasures, "--countermeasure-args"),
+    )
+    result = profile_grid(config, names, chosen, args.epochs, args.seed, args.use_cache,
+                          lambda text: print(f"profile: {text}…", file=sys.stderr, flush=True))
+    print(render(result))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result.as_dict(), indent=1) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
@@ -492,6 +537,8 @@ def main(argv: list[str] | None = None) -> int:
             return _bands(args)
         if args.command == "trace":
             return _trace(args)
+        if args.command == "profile":
+            return _profile(args)
         if args.command == "compare":
             from .compare import write_comparison
 

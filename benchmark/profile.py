@@ -1,0 +1,368 @@
+"""`profile`: one piece of each stage kind at a preset, timed, and the time of the grid it projects.
+
+Timed: the clean surrogate's fit, each method's protected-set generation, each countermeasure's `prepare` (the
+DDPM fit of `diffusion`), its pre-processing, a few epochs of its victim training, and the evaluations of a cell.
+Everything runs in a temporary cache folder, deleted after, so every artifact is made and timed; with `use_cache`
+that folder starts as links to the files of the configured cache, which is read and never written: a protected set
+or surrogate found there reports the time recorded when it was made, a `prepare` that finds its model only loads it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from . import surrogates
+from .cost import synchronize
+from .data import load_splits
+from .evaluation import evaluate
+from .identity import device_name, git_state
+from .plugins import Countermeasure
+from .runner import GridConfig, make_context, protected_spec
+from .surrogates import surrogate_model, surrogate_spec
+from .training import train_victim
+
+MEASURED, RECORDED, CACHED = "measured", "recorded", "cached"  # where a stage's seconds come from
+
+
+def _quiet(it: Any = None, **kw: Any) -> Any:
+    """A progress-bar factory that shows nothing."""
+    return it
+
+
+@dataclass(frozen=True)
+class Timed:
+    """Seconds of one stage and where they come from: measured here, recorded in the cache, or a cache load."""
+
+    seconds: float
+    source: str = MEASURED
+
+
+@dataclass(frozen=True)
+class CountermeasureCost:
+    """One countermeasure's measured pre-processing and training epoch."""
+
+    name: str
+    family: str
+    stages: list[str]
+    preprocess_s: float
+    epoch_s: float  # one training epoch of the preset's victim, the mean of the epochs measured
+    epochs_measured: int
+
+
+@dataclass(frozen=True)
+class EvaluationCost:
+    """One clean test-set evaluation, the training-set evaluation, and how many test evaluations a cell runs."""
+
+    test_s: float
+    train_s: float
+    evaluations: int
+
+    @property
+    def cell_s(self) -> float:
+        """The evaluations of one cell."""
+        return self.evaluations * self.test_s + self.train_s
+
+
+@dataclass
+class Profile:
+    """Everything `profile` measured, and the grid time it projects."""
+
+    preset: str
+    dataset: str
+    device: str
+    device_name: str
+    threads: int
+    epochs: int  # epochs of the preset's schedule (the projection's)
+    epochs_measured: int
+    methods: list[str]
+    trained_on: str  # the method whose protected set every countermeasure pre-processed and trained on
+    cache: str  # "temporary", or the cache folder read with use_cache
+    surrogate: dict[str, Timed] = field(default_factory=dict)  # arch → fit
+    surrogate_used_by: list[str] = field(default_factory=list)  # methods that asked for a surrogate when generating
+    generation: dict[str, Timed] = field(default_factory=dict)
+    prepare: dict[str, Timed] = field(default_factory=dict)  # countermeasures that override `prepare`
+    countermeasures: dict[str, CountermeasureCost] = field(default_factory=dict)
+    evaluation: EvaluationCost = EvaluationCost(0.0, 0.0, 0)
+    load_average: list[float] = field(default_factory=list)  # 1-minute load at the start and at the end
+    wall_s: float = 0.0
+
+    @property
+    def surrogate_counted(self) -> bool:
+        """Whether the projection counts the surrogate: a generated method asked for it, or a set came cached."""
+        # a cached set's generation may have needed it; the profile cannot tell
+        return bool(self.surrogate_used_by) or any(t.source != MEASURED for t in self.generation.values())
+
+    def cell_s(self, name: str) -> float:
+        """One cell of countermeasure `name` at the preset: pre-processing + epochs × epoch + evaluations."""
+        cost = self.countermeasures[name]
+        return cost.preprocess_s + self.epochs * cost.epoch_s + self.evaluation.cell_s
+
+    def projection(self) -> dict[str, float]:
+        """One seed of the grid methods × countermeasures at `--jobs 1`, in seconds, and its parts."""
+        parts = {
+            "generation_s": sum(t.seconds for t in self.generation.values()),
+            "surrogate_s": sum(t.seconds for t in self.surrogate.values()) if self.surrogate_counted else 0.0,
+            "prepare_s": sum(t.seconds for t in self.prepare.values()),
+            "cells_s": len(self.methods) * sum(self.cell_s(n) for n in self.countermeasures),
+        }
+        return {"cells": len(self.methods) * len(self.countermeasures), **parts, "total_s": sum(parts.values())}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON `--out` writes: the measurements, each cell's projected seconds and the projection."""
+        commit, dirty = git_state()
+        record = dataclasses.asdict(self)
+        record["evaluation"]["cell_s"] = self.evaluation.cell_s
+        for name, cost in record["countermeasures"].items():
+            cost["cell_s"] = self.cell_s(name)
+        return {**record, "surrogate_counted": self.surrogate_counted, "projection": self.projection(),
+                "git_commit": commit, "git_dirty": dirty}
+
+
+def schedule_epoch(call: int, steps: int, measured: int, schedule: int) -> int:
+    """The schedule epoch that measured training step `call` stands for: the steps sweep the schedule once."""
+    return min(schedule - 1, call * schedule // max(1, steps * measured))
+
+
+class ScheduleSweep(Countermeasure):
+    """`inner` with `schedule_epoch` passed to its training step: a short training meets every kind of epoch."""
+    # e.g. UEraser repeats its copies in the first 30 % of the epochs only
+
+    def __init__(self, inner: Countermeasure, steps: int, measured: int, schedule: int) -> None:
+        self.inner, self.steps, self.measured, self.schedule, self.calls = inner, steps, measured, schedule, 0
+        self.family = inner.family
+
+    def augment(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.inner.augment(x, y, gen)
+
+    def training_step(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int) -> torch.Tensor:
+        epoch = schedule_epoch(self.calls, self.steps, self.measured, self.schedule)
+        self.calls += 1
+        return self.inner.training_step(model, x, y, epoch)
+
+
+def link_cache(source: Path, target: Path) -> int:
+    """Link every file of the cache `source` into `target`, returning their count; `source` is then only read."""
+    # a write (always a rename onto the path: `atomic_write`) replaces the link, never the file it points to
+    count = 0
+    for path in source.rglob("*"):
+        if path.is_file() and not path.name.startswith("."):
+            link = target / path.relative_to(source)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(path.resolve())
+            count += 1
+    return count
+
+
+def _own_files(root: Path) -> set[Path]:
+    """The files under `root` that are not links: what this profile made."""
+    return {p for p in root.rglob("*") if p.is_file() and not p.is_symlink()}
+
+
+def _timer(device: torch.device) -> Callable[[], float]:
+    """A clock that first waits for the device's queued work."""
+
+    def now() -> float:
+        synchronize(device)
+        return time.perf_counter()
+
+    return now
+
+
+def fit_surrogate(config: GridConfig, arch: str) -> Timed:
+    """The clean surrogate `arch`: fitted and timed, or loaded with the training time recorded in the cache."""
+    now = _timer(config.torch_device)
+    hit = config.cache.load("surrogate", surrogate_spec(config, arch))
+    start = now()
+    surrogate_model(config, arch)
+    if hit is not None and "train_s" in hit[1]:
+        return Timed(float(hit[1]["train_s"]), RECORDED)
+    return Timed(now() - start)
+
+
+def generate(
+    config: GridConfig, name: str, seed: int, fits: dict[str, Timed], asked: list[str],
+) -> tuple[torch.Tensor, Timed]:
+    """Method `name`'s protected set and its generation time, the surrogates it asks for timed apart into `fits`."""
+    # each surrogate's architecture is appended to `asked`; a set found in the cache reports its recorded time
+    train, _ = load_splits(config.dataset, config.data_root, config.preset)
+    method = config.method(name)
+    hit = config.cache.load("protected", protected_spec(config, name, seed))
+    if hit is not None and "generate_s" in hit[1]:
+        return method.check(train.images, hit[0]["images"]), Timed(float(hit[1]["generate_s"]), RECORDED)
+    now = _timer(config.torch_device)
+    ctx = make_context(config, seed, train.num_classes, _quiet)
+    memo = ctx.surrogate_fn
+    apart = 0.0
+
+    def surrogate(arch: str) -> torch.nn.Module:
+        nonlocal apart
+        asked.append(arch)
+        start = now()
+        if arch not in fits:
+            fits[arch] = fit_surrogate(config, arch)
+        model = memo(arch)
+        apart += now() - start
+        return model
+
+    ctx.surrogate_fn = surrogate
+    start = now()
+    images = method(train.images, train.labels, ctx)
+    return images, Timed(max(0.0, now() - start - apart))
+
+
+def prepare(config: GridConfig, cm: Countermeasure, num_classes: int) -> Timed:
+    """Countermeasure `cm`'s `prepare`, timed: measured when it made an artifact, else a load from the cache."""
+    now = _timer(config.torch_device)
+    before = _own_files(config.cache.root)
+    start = now()
+    cm.prepare(make_context(config, 0, num_classes, _quiet))
+    seconds = now() - start
+    return Timed(seconds, MEASURED if _own_files(config.cache.root) - before else CACHED)
+
+
+def train_countermeasure(
+    config: GridConfig, cm: Countermeasure, images: torch.Tensor, seed: int, epochs: int,
+) -> tuple[CountermeasureCost, torch.nn.Module]:
+    """`cm`'s pre-processing and `epochs` epochs of the preset's victim, timed; the cost and the trained victim."""
+    train, test = load_splits(config.dataset, config.data_root, config.preset)
+    preset, device, now = config.preset_obj, config.torch_device, _timer(config.torch_device)
+    ctx = make_context(config, seed, train.num_classes, _quiet)
+    cm.setup(ctx)
+    start = now()
+    trained_on = cm.run_preprocess(images, train.labels, ctx) if "preprocess" in cm.stages() else images
+    preprocess_s = now() - start if "preprocess" in cm.stages() else 0.0
+    steps = len(images) // min(preset.batch_size, len(images))
+    stepper = ScheduleSweep(cm, steps, epochs, preset.epochs) if "training_step" in cm.stages() else cm
+    recipe = dataclasses.replace(preset, epochs=epochs, eval_every=epochs)  # one test evaluation, after the last
+    result = train_victim(trained_on, train.labels, test.images, test.labels, train.num_classes, recipe, stepper, seed,
+                          device, victim=preset.model)
+    start = now()
+    evaluate(result.model, test.images, test.labels, device)  # the one inside result.seconds, again
+    epoch_s = max(0.0, result.seconds - (now() - start)) / epochs
+    return CountermeasureCost(cm.name, cm.family, cm.stages(), preprocess_s, epoch_s, epochs), result.model
+
+
+def measure_evaluation(config: GridConfig, model: torch.nn.Module) -> EvaluationCost:
+    """A cell's evaluations with a trained victim: one test-set evaluation, the training-set one, their count."""
+    train, test = load_splits(config.dataset, config.data_root, config.preset)
+    p, device, now = config.preset_obj, config.torch_device, _timer(config.torch_device)
+    start = now()
+    evaluate(model, test.images, test.labels, device)
+    middle = now()
+    evaluate(model, train.images, train.labels, device)
+    evaluations = sum(1 for e in range(1, p.epochs + 1) if e % p.eval_every == 0 or e == p.epochs)
+    return EvaluationCost(middle - start, now() - middle, evaluations)
+
+
+def profile_grid(
+    config: GridConfig, method_names: list[str], countermeasure_names: list[str], epochs: int = 1, seed: int = 0,
+    use_cache: bool = False, log: Callable[[str], None] = lambda text: None,
+) -> Profile:
+    """Time every stage of the grid `method_names` × `countermeasure_names` in a temporary cache folder."""
+    # with `use_cache` the folder starts as links to the config's cache, read only; `log` hears each stage start
+    if epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {epochs}")
+    for what, names in (("methods", method_names), ("countermeasures", countermeasure_names)):
+        if not names:
+            raise ValueError(f"no {what} selected")
+    source = config.cache.root.expanduser()
+    if use_cache and not source.is_dir():
+        raise ValueError(f"--use-cache: no cache folder at {source}")
+    built = [config.countermeasure(n) for n in countermeasure_names]  # bad settings fail before any work
+    device = config.torch_device
+    load = [os.getloadavg()[0]]
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="uebench-profile-") as folder:
+        work = dataclasses.replace(config, cache_dir=folder)
+        if use_cache:
+            log(f"linking the {link_cache(source, Path(folder))} files of {source} (read only)")
+        try:
+            return _profile(work, method_names, built, epochs, seed, str(source) if use_cache else "temporary", log,
+                            device, load, t0)
+        finally:
+            for key in [k for k in surrogates._memo if k[0] == folder]:  # the folder goes away
+                del surrogates._memo[key]
+
+
+def _profile(
+    config: GridConfig, method_names: list[str], built: list[Countermeasure], epochs: int, seed: int, cache: str,
+    log: Callable[[str], None], device: torch.device, load: list[float], t0: float,
+) -> Profile:
+    """`profile_grid` in its prepared cache folder."""
+    p = config.preset_obj
+    train, _ = load_splits(config.dataset, config.data_root, config.preset)
+    result = Profile(p.name, config.dataset, str(device), device_name(device), torch.get_num_threads(), p.epochs,
+                     epochs, list(method_names), method_names[0], cache)
+    log(f"surrogate {p.model}")
+    result.surrogate[p.model] = fit_surrogate(config, p.model)
+    reference = None
+    for name in method_names:
+        log(f"generate {name}")
+        asked: list[str] = []
+        images, result.generation[name] = generate(config, name, seed, result.surrogate, asked)
+        if asked:
+            result.surrogate_used_by.append(name)
+        reference = images if reference is None else reference
+    for cm in built:
+        if type(cm).prepare is not Countermeasure.prepare:
+            log(f"prepare {cm.name}")
+            result.prepare[cm.name] = prepare(config, cm, train.num_classes)
+    model = None
+    for cm in built:
+        log(f"pre-process and train {cm.name} ({epochs} epoch{'s' * (epochs > 1)})")
+        result.countermeasures[cm.name], trained = train_countermeasure(config, cm, reference, seed, epochs)
+        model = trained if model is None else model
+    log("evaluate")
+    result.evaluation = measure_evaluation(config, model)
+    result.load_average = [load[0], os.getloadavg()[0]]
+    result.wall_s = time.perf_counter() - t0
+    return result
+
+
+def _share(seconds: float, total: float) -> str:
+    return f"{100 * seconds / total:.1f} %" if total > 0 else "-"
+
+
+def render(profile: Profile) -> str:
+    """The text `profile` prints: shared work, cells per countermeasure, the evaluation and the projection."""
+    from tabulate import tabulate
+
+    from .progress import clock
+
+    proj = profile.projection()
+    total, m = proj["total_s"], len(profile.methods)
+    shared = [["surrogate", arch, t.seconds, t.source,
+               _share(t.seconds, total) if profile.surrogate_counted else "not counted"]
+              for arch, t in profile.surrogate.items()]
+    for stage, timed in (("generate", profile.generation), ("prepare", profile.prepare)):
+        shared += [[stage, name, t.seconds, t.source, _share(t.seconds, total)] for name, t in timed.items()]
+    cells = [[c.name, c.family, ",".join(c.stages) or "-", c.preprocess_s, c.epoch_s, profile.cell_s(c.name),
+              m * profile.cell_s(c.name), _share(m * profile.cell_s(c.name), total)]
+             for c in profile.countermeasures.values()]
+    ev = profile.evaluation
+    load = " → ".join(f"{x:.2f}" for x in profile.load_average)
+    return "\n".join([
+        f"profile of preset {profile.preset} ({profile.dataset}) on {profile.device} ({profile.device_name}), "
+        f"{profile.threads} torch thread(s), load average {load}; cache: {profile.cache}",
+        "",
+        tabulate(shared, headers=["stage", "name", "seconds", "source", "share of grid"], floatfmt=".2f"),
+        "",
+        f"cells, on {profile.trained_on}'s protected set; epoch s: mean of {profile.epochs_measured} measured; "
+        f"cell s = pre-process + {profile.epochs} × epoch + evaluation ({ev.cell_s:.2f} s)",
+        tabulate(cells, headers=["countermeasure", "family", "stages", "pre-process s", "epoch s", "cell s",
+                                 f"× {m} methods s", "share of grid"], floatfmt=".2f"),
+        "",
+        f"evaluation per cell: {ev.evaluations} × test set {ev.test_s:.2f} s + training set {ev.train_s:.2f} s "
+        f"= {ev.cell_s:.2f} s",
+        f"projected grid, one seed, --jobs 1: {m} methods × {len(profile.countermeasures)} countermeasures = "
+        f"{proj['cells']} cells, {clock(total)} ({total:.0f} s: generation {proj['generation_s']:.0f} s, surrogate "
+        f"{proj['surrogate_s']:.0f} s, prepares {proj['prepare_s']:.0f} s, cells {proj['cells_s']:.0f} s); "
+        f"profiled in {clock(profile.wall_s)} with {profile.threads} thread(s)",
+    ])
