@@ -209,8 +209,8 @@ def test_the_published_leaderboard_renders_its_table_and_every_row_is_current(da
     assert all("git commits" in str(w.message) or "versions differ" in str(w.message) for w in caught), caught
     published = pd.read_csv(PUBLISHED / "cifar10-quick.csv", index_col="method")
     pd.testing.assert_frame_equal(board.mean.round(2), published, check_names=False)
-    assert {r["schema"] for r in rows} == {2} and not any(r["git_dirty"] for r in rows) and len(rows) == 209
-    assert {r["git_commit"][:7] for r in rows} == {"cca0292", "74e5b9d"}
+    assert {r["schema"] for r in rows} == {2} and not any(r["git_dirty"] for r in rows) and len(rows) == 228
+    assert {r["git_commit"][:7] for r in rows} == {"cca0292", "74e5b9d", "7a9db80"}
     config = GridConfig(preset="quick", data_root=data_root, cache_dir=str(tmp_path), device="cpu")
     stale = [r["cell_id"] for r in rows if Cell(r["method"], r["countermeasure"], r["seed"]).cell_id(config) != r["cell_id"]]
     assert stale == []
