@@ -36,7 +36,7 @@ class SemanticAdd(Method):
     """Control for DH: the class's procedural semantic image added directly at a set PSNR, full, low or finest band."""
 
     cost = 0.1
-    in_all = False  # a control for docs/dh.md, not a protection: `--methods all` leaves it out
+    in_all = False  # a control for docs/dh-fidelity.md, not a protection: `--methods all` leaves it out
 
     psnr: float = 28.0  # dB of each protected image against its clean one (before rounding to uint8)
     band: str = "full"  # full: the semantic image; low: its Gaussian blur; high: its Haar detail bands only
