@@ -1,5 +1,6 @@
 """`python -m benchmark`: run a grid, list plugins and presets, render leaderboards, compare with references, export a
-protected set or draw its gallery, check the GPU path."""
+protected set or draw its gallery, measure where a perturbation sits (`bands`), trace a longer victim (`trace`),
+profile a preset's time (`profile`), check the GPU path."""
 from __future__ import annotations
 
 import argparse
