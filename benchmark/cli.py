@@ -236,7 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--epochs", type=int, required=True, help="epochs (the preset's schedule stretched over them)")
     trace.add_argument("--eval-every", type=int, default=5, metavar="N", help="evaluate every N epochs (default: 5)")
     trace.add_argument("--dataset", default="cifar10")
-    trace.add_argument("--seed", type=int, default=0)
+    trace.add_argument("--seed", type=int, default=0, help="the cell's seed: the protected set's and, by default, the "
+                                                             "victim's (default: 0)")
+    trace.add_argument("--victim-seed", type=int, default=None, help="seed the victim alone (initialisation, batch "
+                                                                      "order, augmentation), keeping the set of --seed")
     trace.add_argument("--data-root", default=None)
     trace.add_argument("--cache-dir", default=None, help="where the set is looked up first (else generated and cached)")
     trace.add_argument("--device", default="auto")
@@ -470,7 +473,8 @@ def _trace(args: argparse.Namespace) -> int:
     )
     methods.get(args.method)
     countermeasures.get(args.countermeasure)
-    result = trace_cell(config, Cell(args.method, args.countermeasure, args.seed), args.epochs, args.eval_every)
+    result = trace_cell(config, Cell(args.method, args.countermeasure, args.seed), args.epochs, args.eval_every,
+                        victim_seed=args.victim_seed)
     keys = ["epoch", "test_acc", "protected_acc", "planted_rate", "baseline_rate"]
     print(f"{result['cell_id']} for {args.epochs} epochs ({result['seconds']:.0f} s); planted: perturbation "
           f"{'pixels copied' if result['planting'] == 'copy' else 'added'} from class y+1")

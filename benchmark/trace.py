@@ -38,10 +38,12 @@ def planted_images(
 
 def trace_cell(
     config: GridConfig, cell: Cell, epochs: int, eval_every: int, progress: Callable[..., Any] = lambda it, **kw: it,
+    victim_seed: int | None = None,
 ) -> dict[str, Any]:
     """Train `cell`'s victim for `epochs` (the preset's recipe otherwise, its lr schedule stretched over them) and
     return the trace: per evaluation the epoch, test accuracy, protected-set accuracy, planted rate and the rate at
-    which un-planted test images already fall in the planted class."""
+    which un-planted test images already fall in the planted class. `victim_seed` (default: the cell's seed) seeds
+    the victim alone (its initialisation, batch order, augmentation), the protected set keeping the cell's."""
     if epochs < 1 or eval_every < 1:
         raise ValueError(f"epochs and eval_every must be ≥ 1, got {epochs}, {eval_every}")
     train, test = load_splits(config.dataset, config.data_root, config.preset)
@@ -65,12 +67,14 @@ def trace_cell(
 
     recipe = dataclasses.replace(config.preset_obj, epochs=epochs, eval_every=eval_every)
     result = train_victim(trained_on, train.labels, test.images, test.labels, train.num_classes, recipe, cm,
-                          cell.seed, ctx.device, progress, victim=cell.victim(config), on_eval=measure)
+                          cell.seed if victim_seed is None else victim_seed, ctx.device, progress,
+                          victim=cell.victim(config), on_eval=measure)
     for point, (_, acc) in zip(points, result.history):
         point["test_acc"] = acc
     commit, dirty = git_state()
     return {
         "cell_id": cell.cell_id(config), "epochs": epochs, "eval_every": eval_every, "planting": "copy" if sparse else "add",
-        "protected_set": gen["key"], "seconds": result.seconds, "threads": torch.get_num_threads(),
+        "protected_set": gen["key"], "victim_seed": cell.seed if victim_seed is None else victim_seed,
+        "seconds": result.seconds, "threads": torch.get_num_threads(),
         "git_commit": commit, "git_dirty": dirty, "points": points,
     }

@@ -115,3 +115,11 @@ def test_trace_reports_every_evaluation(smoke_config, tmp_path, capsys):
     for point in result["points"]:
         assert {"test_acc", "protected_acc", "planted_rate", "baseline_rate"} <= set(point)
     assert "planted_rate" in capsys.readouterr().out
+    other = tmp_path / "victim1.json"
+    assert main(["trace", "ops", "--preset", "smoke", "--epochs", "2", "--eval-every", "1", "--device", "cpu",
+                 "--data-root", smoke_config.data_root, "--cache-dir", smoke_config.cache_dir, "--victim-seed", "1",
+                 "--out", str(other)]) == 0
+    reseeded = json.loads(other.read_text())
+    assert reseeded["victim_seed"] == 1 and result["victim_seed"] == 0
+    assert reseeded["protected_set"] == result["protected_set"] and reseeded["cell_id"] == result["cell_id"]
+    assert [p["test_acc"] for p in reseeded["points"]] != [p["test_acc"] for p in result["points"]]
