@@ -24,16 +24,11 @@ from .data import load_splits
 from .evaluation import evaluate
 from .identity import device_name, git_state
 from .plugins import Countermeasure
-from .runner import GridConfig, make_context, protected_spec
+from .runner import GridConfig, _quiet, make_context, protected_spec
 from .surrogates import surrogate_model, surrogate_spec
 from .training import train_victim
 
 MEASURED, RECORDED, CACHED = "measured", "recorded", "cached"  # where a stage's seconds come from
-
-
-def _quiet(it: Any = None, **kw: Any) -> Any:
-    """A progress-bar factory that shows nothing."""
-    return it
 
 
 @dataclass(frozen=True)

@@ -123,3 +123,21 @@ def test_trace_reports_every_evaluation(smoke_config, tmp_path, capsys):
     assert reseeded["victim_seed"] == 1 and result["victim_seed"] == 0
     assert reseeded["protected_set"] == result["protected_set"] and reseeded["cell_id"] == result["cell_id"]
     assert [p["test_acc"] for p in reseeded["points"]] != [p["test_acc"] for p in result["points"]]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["nope", "--epochs", "2"], "unknown method 'nope'"),
+    (["ops", "--epochs", "0"], "epochs and eval_every must be ≥ 1, got 0, 5"),
+    (["ops", "--epochs", "2", "--countermeasure", "nope"], "unknown countermeasure 'nope'"),
+])
+def test_trace_refuses_bad_input_before_any_work(smoke_config, tmp_path, capsys, extra, message):
+    out = tmp_path / "trace.json"
+    code = main(["trace", *extra, "--preset", "smoke", "--device", "cpu", "--data-root", smoke_config.data_root,
+                 "--cache-dir", str(tmp_path / "cache"), "--out", str(out)])
+    assert code == 2 and message in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+def test_semantic_add_names_a_bad_psnr():
+    with pytest.raises(ValueError, match=r"psnr must be in \[5, 80\] dB, got 2"):
+        build(methods.get("semantic-add"), {"psnr": "2"})
