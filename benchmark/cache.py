@@ -1,10 +1,13 @@
 """Content-addressed artifact cache: tensors saved with a checksum, loaded without unpickling."""
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -73,10 +76,26 @@ class ArtifactCache:
         spec: dict[str, Any],
         create: Callable[[], tuple[dict[str, torch.Tensor], dict[str, Any]]],
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any], bool]:
-        """Cached artifact if valid, else `create()` saved and returned; the bool says 'from cache'."""
+        """Cached artifact if valid, else `create()` saved and returned; the bool says 'from cache'. Processes that
+        ask for the same artifact at once make it once: the others wait for it (a lock file beside it)."""
         hit = self.load(kind, spec)
-        if hit is not None:
-            return hit[0], hit[1], True
-        tensors, meta = create()
-        self.save(kind, spec, tensors, meta)
-        return tensors, meta, False
+        if hit is None:
+            with self._making(kind, spec_key(spec)):
+                hit = self.load(kind, spec)  # made while this process waited
+                if hit is None:
+                    tensors, meta = create()
+                    self.save(kind, spec, tensors, meta)
+                    return tensors, meta, False
+        return hit[0], hit[1], True
+
+    @contextmanager
+    def _making(self, kind: str, key: str) -> Iterator[None]:
+        """Hold the artifact's lock: an exclusive `flock`, released when the block ends or the process dies."""
+        path = self.root / kind / f"{key}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

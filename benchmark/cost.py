@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .evaluation import EVAL_BATCH
+from .evaluation import eval_batch
 from .models import create_model
 from .presets import Preset
 
@@ -60,7 +60,7 @@ def measure_model(
     synchronize(device)
     step_s = (time.perf_counter() - start) / steps
     model.eval()
-    batch = torch.rand(min(EVAL_BATCH, n_test), 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    batch = torch.rand(min(eval_batch(device), n_test), 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         model(batch)
         synchronize(device)

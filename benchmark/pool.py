@@ -16,7 +16,7 @@ from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -37,37 +37,50 @@ class _Worker:
     task: tuple[Any] | None = None  # (task,) while it runs one: a task may itself be None
 
 
-def run_parallel(fn: Callable[[T], R], tasks: Iterable[T], jobs: int,
+class Queue(Protocol[T]):
+    """What `run_parallel` takes tasks from: a `deque`, or anything that hands out its next task the same way."""
+
+    def __len__(self) -> int: ...
+    def popleft(self) -> T: ...
+    def appendleft(self, task: T) -> None: ...
+
+
+def run_parallel(fn: Callable[[T], R], tasks: Iterable[T] | Queue[T], jobs: int,
                  threads: int = 1) -> Iterator[tuple[T, R | BaseException]]:
-    """Run fn over tasks in up to `jobs` spawned workers, yielding (task, result or exception) as each ends."""
+    """Run fn over tasks in up to `jobs` spawned workers, yielding (task, result or exception) as each ends.
+
+    Given a queue (a `deque`, say), the caller may add tasks to it whenever a result is yielded: a task that
+    depends on another is queued once that one has ended. A worker with nothing left to do ends at once."""
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
-    pending = deque(tasks)
+    pending: Queue[T] = tasks if hasattr(tasks, "popleft") else deque(tasks)
     ctx = get_context("spawn")
     workers: list[_Worker] = []
     try:
-        for _ in range(min(jobs, len(pending))):
-            workers.append(_start(ctx, fn, threads))
-            _assign(workers[-1], pending)
-        while workers:
+        while True:
+            for w in [w for w in workers if w.task is None]:  # tasks the caller queued since, else nothing to do
+                if pending:
+                    _assign(w, pending)
+                else:  # free its memory now rather than when the slowest task ends
+                    workers.remove(w)
+                    _stop([w])
+            while pending and len(workers) < jobs:
+                workers.append(_start(ctx, fn, threads))
+                _assign(workers[-1], pending)
+            if not workers:
+                return
             ready = wait([w.conn for w in workers] + [w.process.sentinel for w in workers])
             for w in [w for w in workers if w.conn in ready or w.process.sentinel in ready]:
                 held, reply = w.task, _receive(w)
                 if reply is not None:
                     w.task = None
-                    if pending:
+                    if pending:  # before the yield: the worker goes on while the caller handles the result
                         _assign(w, pending)
-                    else:  # free its memory now rather than when the slowest task ends
-                        workers.remove(w)
-                        _stop([w])
                     assert held is not None, "a worker replied without holding a task"
                     yield held[0], reply[0]
                     continue
                 workers.remove(w)
                 _stop([w])
-                if pending:
-                    workers.append(_start(ctx, fn, threads))
-                    _assign(workers[-1], pending)
                 if held is not None:
                     yield held[0], WorkerDied(f"worker process {w.process.pid} died with "
                                               f"{_describe_exit(w.process.exitcode)} while running this task")

@@ -147,7 +147,7 @@ def link_cache(source: Path, target: Path) -> int:
     # a write (always a rename onto the path: `atomic_write`) replaces the link, never the file it points to
     count = 0
     for path in source.rglob("*"):
-        if path.is_file() and not path.name.startswith("."):
+        if path.is_file() and not path.name.startswith(".") and path.suffix != ".lock":  # a lock is opened to write
             link = target / path.relative_to(source)
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(path.resolve())

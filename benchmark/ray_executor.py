@@ -8,7 +8,6 @@ import logging
 import math
 import os
 import socket
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,12 +18,10 @@ from typing import Any, Callable
 
 import torch
 
-from .data import load_splits, resolve_data_root
+from .data import resolve_data_root
 from .progress import clock
-from .runner import (
-    ENV_CACHE_DIR, Cell, GridConfig, GridLog, Plan, _plan, _quiet, _run_task, failed_row, make_context,
-    protected_set, protected_spec, save_gallery,
-)
+from .runner import ENV_CACHE_DIR, Cell, GridConfig, GridLog, Plan, _plan, _run_task, failed_row
+from .scheduler import CPU_THREADS, make_set, prepare_countermeasure, set_finished
 
 CONNECT_TIMEOUT_S = 10
 PROBE_TIMEOUT_S = 120  # a node's first task starts a Python worker; a busy node can take a while
@@ -173,13 +170,14 @@ def run_on_ray(pending: list[Cell], sets: list[tuple[str, int]], prepares: list[
     """Submit every set, prepare and cell task at once (a cell after its set and its prepare) and record each as
     it finishes; on any interruption (Ctrl-C) cancel what has not finished, keeping the rows recorded."""
     ray = require_ray()
-    threads = options.cpus_per_cell
-    make_set, prepare, run_cell = (_task(ray, fn, options) for fn in (_protected, _prepare, _cell))
-    set_refs = {s: make_set.remote(config, *s, threads) for s in sets}
-    prepare_refs = {n: prepare.remote(config, n, threads) for n in prepares}
+    # A CPU-only cell computes on one thread whatever it holds, so that its numbers match a local run's.
+    threads = options.cpus_per_cell if options.gpus_per_cell else CPU_THREADS
+    set_task, prepare_task, cell_task = (_task(ray, fn, options) for fn in (_protected, _prepare, _cell))
+    set_refs = {s: set_task.remote(config, *s, threads) for s in sets}
+    prepare_refs = {n: prepare_task.remote(config, n, threads) for n in prepares}
     waiting: dict[Any, tuple[str, Any]] = {r: ("set", s) for s, r in set_refs.items()}
     waiting |= {r: ("prepare", n) for n, r in prepare_refs.items()}
-    waiting |= {run_cell.remote(c, config, threads, set_refs[(c.method, c.seed)], prepare_refs[c.countermeasure]):
+    waiting |= {cell_task.remote(c, config, threads, set_refs[(c.method, c.seed)], prepare_refs[c.countermeasure]):
                 ("cell", c) for c in pending}
     ready: set[Any] = set()  # the sets and prepares that finished well
     try:
@@ -197,7 +195,7 @@ def run_on_ray(pending: list[Cell], sets: list[tuple[str, int]], prepares: list[
                               for k, c in waiting.values())
                 log.record(key, value if error is None else failed_row(key, config, error), running)
             elif kind == "set":
-                _set_finished(log, config, key, value, error)
+                set_finished(log, config, key, value, error)
             else:
                 log.prepared(key, f"failed: {type(error).__name__}" if error else f"ready in {clock(value)}")
     except BaseException:
@@ -211,20 +209,6 @@ def _task(ray: ModuleType, fn: Callable[..., Any], options: RayOptions) -> Any:
     because of an exception it raised."""
     return ray.remote(fn).options(num_cpus=options.cpus_per_cell, num_gpus=options.gpus_per_cell, max_retries=1,
                                   retry_exceptions=False)
-
-
-def _set_finished(log: GridLog, config: GridConfig, key: tuple[str, int], value: dict[str, Any] | None,
-                  error: BaseException | None) -> None:
-    """Report a finished set task and draw its gallery here, where the run folder is, from the shared cache."""
-    method_name, seed = key
-    if error is not None:
-        log.protected(method_name, seed, f"failed: {type(error).__name__}")
-        return
-    log.cells_started()  # its cells can start now
-    hit = config.cache.load("protected", protected_spec(config, method_name, seed))
-    if hit is not None:
-        save_gallery(log.run_dir, config, method_name, seed, hit[0]["images"], value["key"])
-    log.protected(method_name, seed, "cached" if value["cached"] else f"generated in {clock(value['seconds'])}")
 
 
 def _original(exc: BaseException) -> BaseException:
@@ -248,18 +232,13 @@ def _measured(threads: int, config: GridConfig, pending: list[Cell], sets: list[
 def _protected(config: GridConfig, method_name: str, seed: int, threads: int) -> dict[str, Any]:
     """Make one protected set on a worker (or find it in the cache); only its record travels back."""
     torch.set_num_threads(threads)
-    start = time.perf_counter()
-    _, gen = protected_set(config, method_name, seed)
-    return {"cached": gen["cached"], "key": gen["key"], "seconds": time.perf_counter() - start}
+    return make_set(config, method_name, seed)
 
 
 def _prepare(config: GridConfig, name: str, threads: int) -> float:
     """Build on a worker what a countermeasure's cells share (into the cache); returns the seconds it took."""
     torch.set_num_threads(threads)
-    start = time.perf_counter()
-    num_classes = load_splits(config.dataset, config.data_root, config.preset)[0].num_classes
-    config.countermeasure(name).prepare(make_context(config, 0, num_classes, _quiet))
-    return time.perf_counter() - start
+    return prepare_countermeasure(config, name)
 
 
 def _cell(cell: Cell, config: GridConfig, threads: int, generated: dict[str, Any], prepared: float) -> dict[str, Any]:

@@ -28,7 +28,6 @@ from .identity import (
 )
 from .metrics import BudgetError, perturbation_metrics
 from .plugins import Context, Countermeasure, Method, build
-from .pool import run_parallel
 from .progress import GridProgress, clock
 from .presets import PLUMBING_ONLY, Preset, get_preset
 from .registry import countermeasures, methods, models
@@ -308,11 +307,11 @@ def failed_row(cell: Cell, config: GridConfig, exc: BaseException) -> dict[str, 
     ).as_dict()
 
 
-def _run_task(task: tuple[Cell, GridConfig, frozenset]) -> dict[str, Any]:
-    """One cell in a worker process: its row, ok or failed."""
+def _run_task(task: tuple[Cell, GridConfig, frozenset], progress: Callable[..., Any] = _quiet) -> dict[str, Any]:
+    """One cell: its row, ok or failed."""
     cell, config, fresh = task
     try:
-        return run_cell(cell, config, _quiet, fresh)
+        return run_cell(cell, config, progress, fresh)
     except Exception as exc:  # a failing cell becomes a row; the grid goes on
         return failed_row(cell, config, exc)
 
@@ -434,7 +433,9 @@ def run_grid(
                                                       sum(plan.cells.values()), len(sets) + heavy, len(pending)))
         try:
             if ray_options is None:
-                _run_local(pending, sets, prepares, config, jobs, progress, log)
+                from .scheduler import run_local
+
+                run_local(pending, sets, prepares, config, jobs, log, progress)
             elif pending:
                 ray_executor.run_on_ray(pending, sets, prepares, config, ray_options, log)
         finally:
@@ -482,56 +483,6 @@ class GridLog:
     def close(self) -> None:
         if self.meter is not None:
             self.meter.close()
-
-
-def _run_local(pending: list[Cell], sets: list[tuple[str, int]], prepares: list[str], config: GridConfig, jobs: int,
-               progress: Callable[..., Any], log: GridLog) -> None:
-    """Shared artifacts first, in this process, so that parallel cells only read them: each protected set once
-    per (method, seed), then what each countermeasure shares across cells (a fitted DDPM); then the cells,
-    here (`jobs` 1) or in `jobs` worker processes."""
-    errors: dict[Any, BaseException] = {}
-    fresh = set()
-    for method_name, seed in sets:
-        t0 = time.perf_counter()
-        try:
-            images, gen = protected_set(config, method_name, seed, progress)
-            if not gen["cached"]:
-                fresh.add((method_name, seed))
-            outcome = "cached" if gen["cached"] else f"generated in {clock(time.perf_counter() - t0)}"
-        except Exception as exc:
-            errors[(method_name, seed)] = exc
-            outcome = f"failed: {type(exc).__name__}"
-        else:
-            save_gallery(log.run_dir, config, method_name, seed, images, gen["key"])
-        log.protected(method_name, seed, outcome)
-    num_classes = load_splits(config.dataset, config.data_root, config.preset)[0].num_classes
-    for name in prepares:
-        t0 = time.perf_counter()
-        try:
-            config.countermeasure(name).prepare(make_context(config, 0, num_classes, progress))
-            outcome = f"ready in {clock(time.perf_counter() - t0)}"
-        except Exception as exc:
-            errors[name] = exc
-            outcome = f"failed: {type(exc).__name__}"
-        log.prepared(name, outcome)
-
-    runnable = []
-    for cell in pending:
-        exc = errors.get((cell.method, cell.seed)) or errors.get(cell.countermeasure)
-        if exc is not None:
-            log.record(cell, failed_row(cell, config, exc))
-        else:
-            runnable.append(cell)
-
-    log.cells_started()
-    if jobs <= 1:
-        for cell in runnable:
-            log.record(cell, _run_task((cell, config, frozenset(fresh))))
-    else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        tasks = [(cell, config, frozenset(fresh)) for cell in runnable]
-        for (cell, _, _), result in run_parallel(_run_task, tasks, jobs, threads):
-            log.record(cell, failed_row(cell, config, result) if isinstance(result, BaseException) else result)
 
 
 @dataclass

@@ -8,13 +8,14 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from benchmark.evaluation import eval_batch
 from benchmark.identity import ADDED
 from benchmark.models import create_model
 from benchmark.plugins import Budget, Context, Method
 from benchmark.presets import Preset
 from benchmark.registry import register_method
 
-from .attacks import WarmStartPGD, accuracy, batches, quantize, toward
+from .attacks import WarmStartPGD, accuracy, batches, fast_layout, quantize, toward
 
 # Per preset: PGD steps per noise update, step size (/255), model steps per round and the cap on
 # min-min rounds. The paper's 20 steps of 0.8/255 become 10 of 1.6/255 (same path length) on CPU
@@ -30,7 +31,7 @@ SCHEDULE: dict[str, tuple[int, float, int, int]] = {
 CLASSWISE_PAPER = (1, 0.8, 10, 200)
 SUBSET = {"smoke": 1.0, "quick": 1.0, "paper": 0.2}
 INITS = ("zero", "uniform")
-PGD_BATCH = 500
+CLASSWISE_BATCH = 500  # class-wise noise moves to the mean of each class's update over one batch of this size
 TRAIN_BATCH = 512  # the paper's batch for the crafting model's steps
 
 
@@ -48,6 +49,7 @@ class _MinMin(Method):
     init: str = "zero"  # starting noise: "zero" (the official scripts) or "uniform" in [-eps, eps]
 
     classwise: ClassVar[bool] = False
+    version = "2"  # 2: channels_last crafting model, sample-wise PGD in evaluation-sized chunks (speed; rounding differs)
 
     def __post_init__(self) -> None:
         if not 0 < self.eps <= 255:
@@ -82,7 +84,7 @@ class _MinMin(Method):
         s = self.settings(ctx.preset)
         device = ctx.device
         with ctx.fork_rng("em/init"):
-            model = create_model(s["arch"], ctx.num_classes).to(device)
+            model = fast_layout(create_model(s["arch"], ctx.num_classes).to(device))
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
         x, y = images.to(device).float().div_(255), labels.to(device)
         if s.get("subset", 1) < 1:
@@ -98,6 +100,8 @@ class _MinMin(Method):
         pgd = toward(lambda t: t, WarmStartPGD(model, eps, s["step_size"] / 255, s["steps"]))
         order = torch.randperm(len(x), generator=gen, device=device)
         train_batches = itertools.cycle(order.split(s["batch_size"]))
+        # Sample-wise PGD runs in eval mode, so each image's steps are its own and the chunk only sets the speed.
+        chunk = CLASSWISE_BATCH if self.classwise else eval_batch(device)
         history = []
         bar = ctx.progress(range(s["max_rounds"]), desc=f"{self.name} rounds", leave=False)
         for _ in bar:
@@ -109,7 +113,7 @@ class _MinMin(Method):
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
                 opt.step()
-            for sl in batches(len(x), PGD_BATCH, ctx.progress, "noise update"):
+            for sl in batches(len(x), chunk, ctx.progress, "noise update"):
                 self._update(pgd, x[sl], y[sl], noise, sl)
             history.append(accuracy(model, self._apply(x, y, noise, slice(None)), y.cpu()))
             if hasattr(bar, "set_postfix"):

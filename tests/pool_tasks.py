@@ -54,3 +54,21 @@ def write_pid_then_sleep(job: tuple[str, float]) -> int:
         Path(f"{path}.interrupted").touch()
         raise
     return os.getpid()
+
+
+def make_once(task: tuple[str, str]) -> float:
+    """Ask the cache at `root` for one artifact whose `create` takes a second and logs each call to `root`/made."""
+    import torch
+
+    from benchmark.cache import ArtifactCache
+
+    root, name = task
+
+    def create() -> tuple[dict, dict]:
+        with open(Path(root) / "made", "a") as log:
+            log.write(f"{os.getpid()}\n")
+        time.sleep(1.0)
+        return {"x": torch.arange(3.0)}, {}
+
+    tensors, _, _ = ArtifactCache(root).get_or_create("thing", {"name": name}, create)
+    return float(tensors["x"].sum())
