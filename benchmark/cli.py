@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="victims to train every cell on, e.g. fastcnn,vgg16bn (default: the preset's victim); "
                           "see `list models`")
     run.add_argument("--jobs", type=int, default=None,
-                     help="cells run in parallel processes on this machine (default: 1; local executor only)")
+                     help="sets and cells run in parallel processes on this machine (default: 1; local executor only); "
+                          "on a CPU each computes on one torch thread, so give it the number of cores")
     run.add_argument("--executor", choices=["local", "ray"], default="local",
                      help="local (default): this machine, --jobs processes; ray: a Ray task graph, on a new local Ray "
                           "or the cluster at --ray-address (pip install -e '.[ray]'; see docs/cluster.md)")
@@ -158,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --executor ray: the running cluster to use (default: $RAY_ADDRESS, else the one `ray "
                           "start` last started here, else a new local Ray); its nodes must share the cache folder")
     run.add_argument("--cpus-per-cell", type=int, default=None, metavar="N",
-                     help="with --executor ray: CPUs each task holds, and its torch threads (default: 1)")
+                     help="with --executor ray: CPUs each task holds (default: 1); its torch threads with a GPU, "
+                          "else one thread, as locally")
     run.add_argument("--gpus-per-cell", type=float, default=None, metavar="F",
                      help="with --executor ray: the share of a GPU each task holds, e.g. 1 or 0.5 (default: 0, "
                           "cells on CPUs)")

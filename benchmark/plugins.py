@@ -71,9 +71,13 @@ class Context:
         create: Callable[[], tuple[dict[str, torch.Tensor], dict[str, Any]]],
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any], bool]:
         """A plugin's cached artifact (a trained network, say): `spec` says what made it; the engine adds the
-        plugin's name, version and distribution, checks the file's SHA-256, and calls `create()` on a miss.
+        plugin's name, version and distribution and the trainer's version, checks the file's SHA-256, and calls
+        `create()` on a miss.
         Returns the tensors, the metadata and whether they came from the cache."""
-        return ArtifactCache(self.cache_dir).get_or_create(kind, {"spec": spec, "owner": plugin_code(owner)}, create)
+        from .training import TRAINER_VERSION  # its numerics (one thread per CPU task) made the artifact too
+
+        key = {"spec": spec, "owner": plugin_code(owner), "trainer": TRAINER_VERSION}
+        return ArtifactCache(self.cache_dir).get_or_create(kind, key, create)
 
     def surrogate(self, arch: str | None = None) -> torch.nn.Module:
         """A model of `arch` (default: the preset's victim) trained on the clean training set with the

@@ -9,6 +9,7 @@ or surrogate found there reports the time recorded when it was made, a `prepare`
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import os
 import tempfile
 import time
@@ -109,6 +110,36 @@ class Profile:
         }
         return {"cells": len(self.methods) * len(self.countermeasures), **parts, "total_s": sum(parts.values())}
 
+    def grid_wall_s(self, jobs: int) -> float:
+        """One seed at `--jobs N` as the scheduler orders it (benchmark/scheduler.py): sets, the surrogate and
+        prepares first, the longest first; each method's cells once its set and their prepare are done, the
+        longest first; N tasks side by side each as fast as one alone (so a bound from below)."""
+        first = [(t.seconds, ("set", n)) for n, t in self.generation.items()]
+        first += [(t.seconds, ("prepare", n)) for n, t in self.prepare.items()]
+        if self.surrogate_counted:
+            first += [(t.seconds, ("surrogate", n)) for n, t in self.surrogate.items()]
+        free = [0.0] * jobs  # when each worker is next free
+        done: dict[tuple[str, str], float] = {}
+        for seconds, key in sorted(first, key=lambda item: -item[0]):
+            start = heapq.heappop(free)
+            done[key] = start + seconds
+            heapq.heappush(free, done[key])
+        cells = sorted(((self.cell_s(c), max(done[("set", m)], done.get(("prepare", c), 0.0)))
+                        for m in self.methods for c in self.countermeasures), key=lambda cell: (cell[1], -cell[0]))
+        waiting: list[float] = []  # −seconds of the cells released and not started, longest first
+        end, i = max(done.values(), default=0.0), 0
+        while i < len(cells) or waiting:
+            now = heapq.heappop(free)
+            if not waiting:  # idle until the next cell is released
+                now = max(now, cells[i][1])
+            while i < len(cells) and cells[i][1] <= now:
+                heapq.heappush(waiting, -cells[i][0])
+                i += 1
+            finish = now - heapq.heappop(waiting)
+            end = max(end, finish)
+            heapq.heappush(free, finish)
+        return end
+
     def as_dict(self) -> dict[str, Any]:
         """The JSON `--out` writes: the measurements, each cell's projected seconds and the projection."""
         commit, dirty = git_state()
@@ -117,6 +148,7 @@ class Profile:
         for name, cost in record["countermeasures"].items():
             cost["cell_s"] = self.cell_s(name)
         return {**record, "surrogate_counted": self.surrogate_counted, "projection": self.projection(),
+                "grid_wall_s_at_jobs": {n: self.grid_wall_s(n) for n in sorted({1, 2, os.cpu_count() or 1})},
                 "git_commit": commit, "git_dirty": dirty}
 
 
@@ -360,4 +392,6 @@ def render(profile: Profile) -> str:
         f"{proj['cells']} cells, {clock(total)} ({total:.0f} s: generation {proj['generation_s']:.0f} s, surrogate "
         f"{proj['surrogate_s']:.0f} s, prepares {proj['prepare_s']:.0f} s, cells {proj['cells_s']:.0f} s); "
         f"profiled in {clock(profile.wall_s)} with {profile.threads} thread(s)",
+        "at --jobs N, ordered as the scheduler does, N tasks side by side each as fast as alone (a lower bound): "
+        + ", ".join(f"{n}: {clock(profile.grid_wall_s(n))}" for n in sorted({1, 2, os.cpu_count() or 1})),
     ])

@@ -158,11 +158,11 @@ def _as_pair(data: ImageSet) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def protected_spec(config: GridConfig, method_name: str, seed: int) -> dict[str, Any]:
-    """Everything that decides a protected set."""
+    """Everything that decides a protected set (the trainer too: it makes the surrogates that methods attack)."""
     return {
         "dataset": config.dataset, "train": split_digests(config.dataset, config.data_root, config.preset)["train"],
         "preset": preset_identity(config.preset_obj), "method": plugin_identity(config.method(method_name), config.preset_obj),
-        "seed": seed,
+        "seed": seed, "trainer": TRAINER_VERSION,
     }
 
 
@@ -424,7 +424,10 @@ def run_grid(
         log = GridLog(run_dir)
         if show_progress and pending:
             if ray_options is None:
-                plan, how = _plan(config, pending, sets, prepares), f"--jobs {jobs}"
+                from .scheduler import task_threads, torch_threads
+
+                with torch_threads(task_threads(config.torch_device, jobs)):  # measured as the tasks will run
+                    plan, how = _plan(config, pending, sets, prepares).spread(jobs), f"--jobs {jobs}"
             else:
                 plan, how = ray_executor.plan_on_ray(ray_options, config, pending, sets, prepares)
             print(_plan_text(config, len(cells), len(pending), plan, how), file=sys.stderr, flush=True)
@@ -531,6 +534,9 @@ def _plan_text(config: GridConfig, total: int, pending: int, plan: Plan, how: st
     ]
     if p.name in PLUMBING_ONLY:
         lines.append(f"preset {p.name}: the numbers test the plumbing only; use --preset quick for results")
+    cores = os.cpu_count() or 1
+    if config.torch_device.type == "cpu" and how == "--jobs 1" and cores > 1:
+        lines.append(f"each task computes on one thread: --jobs {cores} would use all {cores} cores of this machine")
     return "\n".join(lines)
 
 

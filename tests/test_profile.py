@@ -9,7 +9,7 @@ import torch
 
 from benchmark.cli import main
 from benchmark.plugins import Context, Countermeasure
-from benchmark.profile import schedule_epoch
+from benchmark.profile import CountermeasureCost, EvaluationCost, Profile, Timed, schedule_epoch
 from benchmark.registry import countermeasures
 from benchmark.runner import GridConfig, protected_set
 
@@ -86,3 +86,23 @@ def test_a_short_training_sweeps_the_whole_schedule():
     assert [schedule_epoch(i, 2, 2, 4) for i in range(4)] == [0, 1, 2, 3]
     steps = [schedule_epoch(i, 100, 1, 10) for i in range(100)]
     assert sum(e < 3 for e in steps) == 30  # UEraser's repeat epochs at quick (the first 3 of 10) get their 30 %
+
+
+def _profile(sets: dict[str, float], cells: dict[str, float], prepare: dict[str, float]) -> Profile:
+    """A profile whose cells last `cells[cm]` seconds (all pre-processing: 1 epoch of 0 s, no evaluation)."""
+    profile = Profile("quick", "cifar10", "cpu", "cpu", 1, 1, 1, list(sets), next(iter(sets)), "temporary")
+    profile.generation = {m: Timed(s) for m, s in sets.items()}
+    profile.prepare = {c: Timed(s) for c, s in prepare.items()}
+    profile.countermeasures = {c: CountermeasureCost(c, "none", [], s, 0.0, 1) for c, s in cells.items()}
+    profile.evaluation = EvaluationCost(0.0, 0.0, 0)
+    return profile
+
+
+def test_the_wall_time_at_jobs_n_follows_the_schedulers_order():
+    profile = _profile({"long": 10.0, "short": 2.0}, {"a": 3.0, "b": 1.0}, {"b": 4.0})
+    assert profile.grid_wall_s(1) == profile.projection()["total_s"] == 24.0
+    # Two workers: long 0-10 | prepare b 0-4, short 4-6, short×a 6-9, short×b 9-10; long×a 10-13, long×b 10-11.
+    assert profile.grid_wall_s(2) == 13.0
+    # Enough workers: the longest chain, the long set then its longest cell.
+    assert profile.grid_wall_s(8) == 13.0
+    assert _profile({"m": 1.0}, {"a": 5.0, "b": 5.0, "c": 5.0}, {}).grid_wall_s(2) == 11.0

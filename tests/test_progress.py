@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import time
 
 import pytest
@@ -39,6 +40,8 @@ def test_a_run_prints_its_plan_then_one_line_per_item_when_not_on_a_terminal(tmp
                         "0 countermeasure(s) to prepare")
     assert lines[2].startswith("estimated time: about ") and "tinycnn" in lines[2]
     assert "the numbers test the plumbing only" in lines[3]
+    hint = f"each task computes on one thread: --jobs {os.cpu_count()} would use all {os.cpu_count()} cores"
+    assert lines[4].startswith(hint) == ((os.cpu_count() or 1) > 1)  # at --jobs 1, a CPU task has one thread
     assert sum(" artifact " in line for line in lines) == 2 and sum(" cell " in line for line in lines) == 4
     assert "\r" not in err and "\x1b" not in err  # no bar escape codes in a log file
     assert "these numbers test the plumbing only" in captured.out  # the closing summary says it too
