@@ -466,6 +466,7 @@ def _trace(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from .runner import Cell, GridConfig
+    from .scheduler import task_threads, torch_threads
     from .trace import trace_cell
 
     config = GridConfig(
@@ -475,8 +476,9 @@ def _trace(args: argparse.Namespace) -> int:
     )
     methods.get(args.method)
     countermeasures.get(args.countermeasure)
-    result = trace_cell(config, Cell(args.method, args.countermeasure, args.seed), args.epochs, args.eval_every,
-                        victim_seed=args.victim_seed)
+    with torch_threads(task_threads(config.torch_device, 1)):  # as the grid's cell ran
+        result = trace_cell(config, Cell(args.method, args.countermeasure, args.seed), args.epochs, args.eval_every,
+                            victim_seed=args.victim_seed)
     keys = ["epoch", "test_acc", "protected_acc", "planted_rate", "baseline_rate"]
     print(f"{result['cell_id']} for {args.epochs} epochs ({result['seconds']:.0f} s); planted: perturbation "
           f"{'pixels copied' if result['planting'] == 'copy' else 'added'} from class y+1")
@@ -491,6 +493,7 @@ def _profile(args: argparse.Namespace) -> int:
 
     from .profile import profile_grid, render
     from .runner import GridConfig
+    from .scheduler import task_threads, torch_threads
 
     names, chosen = methods.expand(args.methods), countermeasures.expand(args.countermeasures)  # before any work
     if args.cache_dir is not None and not args.use_cache:
@@ -501,8 +504,9 @@ def _profile(args: argparse.Namespace) -> int:
         method_args=parse_plugin_args(args.method_args, methods, "--method-args"),
         countermeasure_args=parse_plugin_args(args.countermeasure_args, countermeasures, "--countermeasure-args"),
     )
-    result = profile_grid(config, names, chosen, args.epochs, args.seed, args.use_cache,
-                          lambda text: print(f"profile: {text}…", file=sys.stderr, flush=True))
+    with torch_threads(task_threads(config.torch_device, 1)):  # as the grid's tasks run
+        result = profile_grid(config, names, chosen, args.epochs, args.seed, args.use_cache,
+                              lambda text: print(f"profile: {text}…", file=sys.stderr, flush=True))
     print(render(result))
     if args.out:
         Path(args.out).write_text(json.dumps(result.as_dict(), indent=1) + "\n")
