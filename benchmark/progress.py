@@ -1,6 +1,6 @@
 """How a grid reports progress: one bar (on a terminal) or one plain line per finished item (otherwise), and
 one ETA for the whole grid from its start: the plugins' cost hints times the victims' training time measured
-here, corrected by the measured pace once cells finish."""
+here, corrected by the measured pace once work finishes."""
 from __future__ import annotations
 
 import sys
@@ -30,31 +30,23 @@ class GridProgress:
         self.count = {"artifact": 0, "cell": 0}
         self.of = {"artifact": artifacts, "cell": cells}
         self.start = time.perf_counter()
-        self.cells_start: float | None = None  # when the first cell was handed out
-        self.cell_estimate_done = 0.0
         use_bar = self.stream.isatty() if bar is None else bar
         self.bar = tqdm(total=round(self.total_s, 1) or 1, desc="grid", file=self.stream,
                         bar_format="{desc} {percentage:3.0f}%|{bar}| {postfix}") if use_bar else None
         self._show("")
 
     def estimate_s(self) -> float:
-        """Seconds left: the estimates of what is not done, the cells' scaled by their measured pace (which
-        includes parallel jobs) once one has finished."""
-        pace = 1.0
-        if self.cells_start is not None and self.cell_estimate_done > 0:
-            pace = (time.perf_counter() - self.cells_start) / self.cell_estimate_done
-        return self.left["artifact"] + self.left["cell"] * pace
-
-    def cells_started(self) -> None:
-        self.cells_start = time.perf_counter()
+        """Seconds left: the estimates of what is not done, scaled by the measured pace of what is (which includes
+        parallel jobs). Sets, prepares and cells run interleaved, so one pace covers them all."""
+        left = self.left["artifact"] + self.left["cell"]
+        done = self.total_s - left
+        return left * ((time.perf_counter() - self.start) / done if done > 0 else 1.0)
 
     def advance(self, kind: str, estimate_s: float, what: str) -> None:
         """One `kind` ("artifact" or "cell") finished; `estimate_s` is what it was estimated to take; `what`
         says which and how it went."""
         self.count[kind] += 1
         self.left[kind] = max(0.0, self.left[kind] - estimate_s)
-        if kind == "cell":
-            self.cell_estimate_done += estimate_s
         if self.bar is not None:
             self.bar.update(round(estimate_s, 1))
         self._show(f"{kind} {self.count[kind]}/{self.of[kind]} {what}")

@@ -478,11 +478,6 @@ class GridLog:
         if self.meter is not None and self.plan.prepares[name] > 0:
             self.meter.advance("artifact", self.plan.prepares[name], f"countermeasure {name} {outcome}")
 
-    def cells_started(self) -> None:
-        """Start the clock of the cells' pace, the first time only."""
-        if self.meter is not None and self.meter.cells_start is None:
-            self.meter.cells_started()
-
     def close(self) -> None:
         if self.meter is not None:
             self.meter.close()

@@ -64,7 +64,6 @@ def set_finished(log: GridLog, config: GridConfig, key: tuple[str, int], value: 
     if error is not None:
         log.protected(method_name, seed, f"failed: {type(error).__name__}")
         return
-    log.cells_started()  # its cells can start now
     hit = config.cache.load("protected", protected_spec(config, method_name, seed))
     if hit is not None:
         save_gallery(log.run_dir, config, method_name, seed, hit[0]["images"], value["key"])

@@ -19,12 +19,12 @@ def test_the_estimate_counts_down_and_follows_the_measured_pace():
     out = io.StringIO()
     meter = GridProgress(artifact_s=100.0, cell_s=40.0, artifacts=1, cells=4, stream=out)
     assert meter.estimate_s() == pytest.approx(140.0)
-    meter.advance("artifact", 100.0, "protected set em seed 0 generated")
-    assert meter.estimate_s() == pytest.approx(40.0)
-    meter.cells_started()
     time.sleep(0.2)
-    meter.advance("cell", 10.0, "a: 10.0%")  # took ~0.2 s where 10 s were estimated: the rest will be as quick
-    assert meter.estimate_s() == pytest.approx(30.0 * 0.02, rel=0.5)
+    meter.advance("artifact", 100.0, "protected set em seed 0 generated")  # ~0.2 s where 100 s were estimated
+    assert meter.estimate_s() == pytest.approx(40.0 * 0.002, rel=0.5)
+    time.sleep(0.2)
+    meter.advance("cell", 10.0, "a: 10.0%")  # the rest goes at the pace of all that finished: 0.4 s for 110 s
+    assert meter.estimate_s() == pytest.approx(30.0 * 0.4 / 110, rel=0.5)
     lines = out.getvalue().splitlines()
     assert len(lines) == 2 and lines[0].startswith("[ 71%] artifact 1/1 protected set em seed 0 generated")
     assert "cells 1/4" in lines[1] and "\r" not in out.getvalue() and "\x1b" not in out.getvalue()
