@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -34,14 +33,6 @@ def _best(fn) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_pgd_pass_and_evaluation_against_the_trainer(benchmark, data_root, one_thread):

@@ -57,14 +57,6 @@ def test_preprocess_full_training_set_under_a_minute(benchmark, cifar_train, tmp
     assert seconds < 60
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("label, name, params, limited", PER_BATCH, ids=[c[0] for c in PER_BATCH])
 def test_per_batch_cost_vs_a_standard_quick_epoch(benchmark, cifar_train, tmp_path, one_thread, label, name, params,
                                                   limited):

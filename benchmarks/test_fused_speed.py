@@ -26,14 +26,6 @@ ROUNDS = 2
 CPU = torch.device("cpu")
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("victim", ["tinycnn", "fastcnn"])
 def test_fused_vs_sequential_victims(benchmark, data_root, one_thread, victim):
     train, test = load_splits("cifar10", data_root, "smoke")
