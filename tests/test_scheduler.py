@@ -30,7 +30,7 @@ class Sleepy(Method):
     """The clean images, after a pause."""
 
     budget = Budget("linf", 8 / 255)
-    seconds: float = 20.0
+    seconds: float = 30.0
 
     def generate(self, images, labels, ctx):
         time.sleep(self.seconds)
@@ -54,8 +54,8 @@ def test_cells_of_a_ready_set_run_while_another_set_is_still_being_made(tmp_path
     assert [r["status"] for r in rows] == ["ok"] * 4
     ops = [r for r in rows if r["method"] == "ops"]
     sleepy = [r for r in rows if r["method"] == "sleepy"]
-    assert all(r["seconds"]["generate"] >= 20 for r in sleepy)
-    # Made first, one set after the other, `ops`' cells could only start once the 20-second set was done.
+    assert all(r["seconds"]["generate"] >= 30 for r in sleepy)
+    # Made first, one set after the other, `ops`' cells could only start once the 30-second set was done.
     assert max(r["finished"] for r in ops) <= min(r["started"] for r in sleepy)
 
 
