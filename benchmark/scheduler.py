@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import os
 import time
 from collections import defaultdict
@@ -86,31 +87,34 @@ def run_local(pending: list[Cell], sets: list[tuple[str, int]], prepares: list[s
                 graph.finished(task[0], task[2], *_attempt(task, progress))
         return
     for s in sets:
-        graph.queue.push(("set", config, s, frozenset()), config.method(s[0]).cost, first=True)
-    for n in prepares:
-        graph.queue.push(("prepare", config, n, frozenset()), config.countermeasure(n).prepare_cost, first=True)
+        graph.queue.push(("set", config, s, frozenset()), config.method(s[0]).cost, first=True, seed=s[1])
+    for n in prepares:  # before any seed's sets: every seed's cells need them
+        graph.queue.push(("prepare", config, n, frozenset()), config.countermeasure(n).prepare_cost, first=True,
+                         seed=-math.inf)
     for task, result in run_parallel(_piece, graph.queue, jobs, threads):
         error = result if isinstance(result, BaseException) else None
         graph.finished(task[0], task[2], None if error else result, error)
 
 
 class TaskQueue:
-    """Pending tasks, highest priority first: sets and prepares (longest first) before cells (longest first), so
-    that generation starts on every worker at once and the grid does not end waiting on one long cell."""
+    """Pending tasks, highest priority first: the lowest seed's, then within a seed sets and prepares (longest
+    first) before cells (longest first). A run of several seeds thus finishes one whole seed before the next (an
+    interrupted run leaves complete seeds); within one, generation starts on every worker at once and the grid
+    does not end waiting on one long cell."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, float, int, Any]] = []
+        self._heap: list[tuple[float, int, float, int, Any]] = []
         self._order = itertools.count()
 
-    def push(self, task: Any, cost: float, first: bool = False) -> None:
-        heapq.heappush(self._heap, (0 if first else 1, -cost, next(self._order), task))
+    def push(self, task: Any, cost: float, first: bool = False, seed: float = 0) -> None:
+        heapq.heappush(self._heap, (seed, 0 if first else 1, -cost, next(self._order), task))
 
     def popleft(self) -> Any:
         return heapq.heappop(self._heap)[-1]
 
     def appendleft(self, task: Any) -> None:
         """Put back a task that could not be handed out: it goes next."""
-        heapq.heappush(self._heap, (-1, 0.0, next(self._order), task))
+        heapq.heappush(self._heap, (-math.inf, 0, 0.0, next(self._order), task))
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -157,7 +161,7 @@ class _Graph:
                 else:
                     self.running += 1
                     cost = self.config.countermeasure(cell.countermeasure).cost
-                    self.queue.push(("cell", self.config, cell, frozenset(self.fresh)), cost)
+                    self.queue.push(("cell", self.config, cell, frozenset(self.fresh)), cost, seed=cell.seed)
             self.waiting[key] = still
 
 

@@ -76,14 +76,15 @@ def test_jobs_1_and_jobs_2_make_the_same_sets_and_the_same_numbers(tmp_path, dat
     assert all(torch.equal(sets["one"][k], sets["two"][k]) for k in sets["one"])  # tap's too: made in a worker
 
 
-def test_the_queue_hands_out_sets_first_then_the_longest_cells():
+def test_the_queue_hands_out_a_seed_at_a_time_sets_first_then_the_longest_cells():
     queue = TaskQueue()
-    for task, cost, first in [("cell short", 1, False), ("set cheap", 0.1, True), ("cell long", 8, False),
-                              ("set dear", 20, True), ("cell middle", 2, False)]:
-        queue.push(task, cost, first)
+    for task, cost, first, seed in [("cell short", 1, False, 0), ("set cheap", 0.1, True, 0), ("cell long", 8, False, 0),
+                                    ("set dear", 20, True, 0), ("cell middle", 2, False, 0), ("seed 1 set", 50, True, 1),
+                                    ("seed 1 cell", 9, False, 1), ("prepare", 1, True, float("-inf"))]:
+        queue.push(task, cost, first, seed)
     queue.appendleft(queue.popleft())  # a task that could not be handed out goes next
     assert [queue.popleft() for _ in range(len(queue))] == [
-        "set dear", "set cheap", "cell long", "cell middle", "cell short"]
+        "prepare", "set dear", "set cheap", "cell long", "cell middle", "cell short", "seed 1 set", "seed 1 cell"]
 
 
 def test_tasks_queued_while_results_arrive_are_run():
