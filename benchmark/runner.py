@@ -192,17 +192,19 @@ def protected_set(
                     "key": spec_key(spec)}
 
 
-def save_gallery(run_dir: Path, config: GridConfig, method_name: str, seed: int, images: torch.Tensor,
-                 set_key: str) -> None:
-    """Write RUN/gallery/LABEL-seedS.png of a protected set unless it already shows this set (same cache key);
-    a failure only warns."""
+def save_gallery(run_dir: Path, config: GridConfig, method_name: str, seed: int, set_key: str) -> None:
+    """Write RUN/gallery/LABEL-seedS.png of a cached protected set unless it already shows this set (same cache
+    key; then the set is not read); a failure only warns."""
     from .gallery import GALLERY_DIR, gallery_key, gallery_name, write_gallery  # PIL, pandas: the driver's only
 
     try:
         path = run_dir / GALLERY_DIR / gallery_name(plugin_label(config.method(method_name)), seed)
-        if gallery_key(path) != set_key:
+        if gallery_key(path) == set_key:
+            return
+        hit = config.cache.load("protected", protected_spec(config, method_name, seed))
+        if hit is not None:
             train, _ = load_splits(config.dataset, config.data_root, config.preset)
-            write_gallery(path, train.images, images, train.labels, train.classes, set_key=set_key)
+            write_gallery(path, train.images, hit[0]["images"], train.labels, train.classes, set_key=set_key)
     except Exception as exc:  # a picture is never worth a cell
         warnings.warn(f"gallery of {method_name!r} (seed {seed}) not written: {type(exc).__name__}: {exc}")
 
@@ -400,6 +402,7 @@ def run_grid(
     id) is found in `reuse` (run folders or rows files), copied into OUT first. One run per folder at a time.
     Cells run here and in `jobs` processes, or with `ray_options` as a Ray task graph (benchmark/ray_executor.py).
     With `show_progress`: a plan with an ETA first, then a bar on a terminal or one line per finished item."""
+    from . import scheduler  # it imports this module
     from .leaderboard import write_leaderboard
 
     run_dir = Path(out)
@@ -424,9 +427,7 @@ def run_grid(
         log = GridLog(run_dir)
         if show_progress and pending:
             if ray_options is None:
-                from .scheduler import task_threads, torch_threads
-
-                with torch_threads(task_threads(config.torch_device, jobs)):  # measured as the tasks will run
+                with scheduler.torch_threads(scheduler.task_threads(config.torch_device, jobs)):  # as tasks will run
                     plan, how = _plan(config, pending, sets, prepares).spread(jobs), f"--jobs {jobs}"
             else:
                 plan, how = ray_executor.plan_on_ray(ray_options, config, pending, sets, prepares)
@@ -436,9 +437,7 @@ def run_grid(
                                                       sum(plan.cells.values()), len(sets) + heavy, len(pending)))
         try:
             if ray_options is None:
-                from .scheduler import run_local
-
-                run_local(pending, sets, prepares, config, jobs, log, progress)
+                scheduler.run_local(pending, sets, prepares, config, jobs, log, progress)
             elif pending:
                 ray_executor.run_on_ray(pending, sets, prepares, config, ray_options, log)
         finally:

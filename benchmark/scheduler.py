@@ -18,8 +18,7 @@ from .data import load_splits
 from .pool import run_parallel
 from .progress import clock
 from .runner import (
-    Cell, GridConfig, GridLog, _quiet, _run_task, failed_row, make_context, protected_set, protected_spec,
-    save_gallery,
+    Cell, GridConfig, GridLog, _quiet, _run_task, failed_row, make_context, protected_set, save_gallery,
 )
 
 CPU_THREADS = 1  # a CPU task's torch threads: results do not depend on --jobs or on the machine's core count
@@ -60,14 +59,12 @@ def prepare_countermeasure(config: GridConfig, name: str, progress: Callable[...
 
 def set_finished(log: GridLog, config: GridConfig, key: tuple[str, int], value: dict[str, Any] | None,
                  error: BaseException | None) -> None:
-    """Report a finished set task and draw its gallery here, where the run folder is, from the cache."""
+    """Report a finished set task and draw its gallery here, where the run folder is."""
     method_name, seed = key
     if error is not None:
         log.protected(method_name, seed, f"failed: {type(error).__name__}")
         return
-    hit = config.cache.load("protected", protected_spec(config, method_name, seed))
-    if hit is not None:
-        save_gallery(log.run_dir, config, method_name, seed, hit[0]["images"], value["key"])
+    save_gallery(log.run_dir, config, method_name, seed, value["key"])
     log.protected(method_name, seed, "cached" if value["cached"] else f"generated in {clock(value['seconds'])}")
 
 
