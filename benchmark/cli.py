@@ -293,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--jobs", default="2,4", metavar="N,N,...",
                      help="numbers of cells to time at once on the GPU, as `run --jobs N` does ('' for none; "
                           "default: 2,4)")
+    gpu.add_argument("--fused", default="1,4,8", metavar="K,K,...",
+                     help="numbers of victims to time fused in one process (benchmark/fused.py), with and without "
+                          "CUDA graphs ('' for none; default: 1,4,8)")
     gpu.add_argument("--parity-npz", default=None, metavar="FILE.npz",
                      help="also train on these real CIFAR-10 images with and without CUDA graphs and compare "
                           "accuracies; written from the data root when missing")
@@ -573,9 +576,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.dh:
                 report = check_dh(device, args.dh_steps, args.dh_images)
             else:
-                report = check_gpu(device, args.epochs, args.train_size, args.test_size, parse_jobs(args.jobs),
+                report = check_gpu(device, args.epochs, args.train_size, args.test_size, parse_jobs(args.jobs, "--jobs"),
                                    args.data_root, args.parity_npz, args.parity_epochs, args.methods,
-                                   args.countermeasures, args.model)
+                                   args.countermeasures, args.model, parse_jobs(args.fused, "--fused"))
             if args.out:
                 Path(args.out).write_text(json.dumps(report, indent=1))
             return 0

@@ -20,9 +20,9 @@ import copy
 import math
 import time
 import warnings
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +33,10 @@ from .models import create_model
 from .plugins import Countermeasure
 from .presets import Preset
 from .seeding import generator, global_rng, stream_seed
-from .training import TrainingDiverged, TrainResult, lr_lambda, mixed_precision, random_crop_flip
+from .training import (
+    TrainingDiverged, TrainResult, capture_cuda_graph, lr_lambda, mixed_precision, random_crop_flip,
+    release_cuda_graph,
+)
 
 
 class NotFusable(ValueError):
@@ -92,6 +95,46 @@ def check_fusable(jobs: list[FusedJob], preset: Preset) -> str:
     return victims[0]
 
 
+class StackedModels(torch.nn.Module):
+    """K models of one architecture as one module: stacked parameters and buffers, and a forward that runs model
+    k on batch k of a K×B×... input with `vmap(functional_call)`; being a module, it can be CUDA-graphed."""
+
+    def __init__(self, models: list[torch.nn.Module]) -> None:
+        super().__init__()
+        # Stacked from channels_last weights, as train_victim's: vmap's grouped convolution then takes the same
+        # kind of kernel (on the CPU, one step ends within ~1e-7 of train_victim's; from NCHW weights ~1e-5, as
+        # far as train_victim with channels_last=False is from itself).
+        params, buffers = stack_module_state(models)
+        # Dotted state names are not attribute names: stored with "/" for "." and mapped back in forward.
+        for name, tensor in params.items():
+            self.register_parameter(name.replace(".", "/"), torch.nn.Parameter(tensor.detach()))
+        for name, tensor in buffers.items():
+            self.register_buffer(name.replace(".", "/"), tensor)
+        self._base = [copy.deepcopy(models[0]).to("meta")]  # the architecture only (a list: not a submodule)
+        self._vmapped = vmap(self._one)  # randomness="error": a random op inside a victim is refused, not shared
+
+    def _one(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self._base[0], (params, buffers), (x,))
+
+    def stacked_state(self) -> dict[str, torch.Tensor]:
+        """Every stacked parameter and buffer under its model's state-dict name (views of this module's tensors)."""
+        return {name.replace("/", "."): t for name, t in [*self.named_parameters(), *self.named_buffers()]}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        params = {name.replace("/", "."): p for name, p in self.named_parameters()}
+        buffers = {name.replace("/", "."): b for name, b in self.named_buffers()}
+        return self._vmapped(params, buffers, x)
+
+
+@contextmanager
+def _quiet_vmap() -> Iterator[None]:
+    """vmap falls back to a loop for one op of adaptive_avg_pool2d's and says so in every process; the cost is in
+    docs/performance.md, not news in a training log."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet")
+        yield
+
+
 @torch.no_grad()
 def _load_slice(model: torch.nn.Module, stacked: dict[str, torch.Tensor], k: int) -> None:
     """Copy model `k`'s slice of the stacked parameters and buffers into `model`."""
@@ -108,13 +151,15 @@ def train_victims_fused(
     num_classes: int,
     progress: Callable[..., Any] = lambda it, **kw: it,
     amp: bool = True,
+    cuda_graph: bool = True,
     on_eval: Callable[[int, int, torch.nn.Module], None] | None = None,
 ) -> list[TrainResult]:
     """Train every job's victim with the preset's recipe in one fused loop; one `TrainResult` per job, in order.
 
     Each model starts from `train_victim`'s initialisation for its seed and draws its batch order, crop/flip and
     countermeasure augmentation from its own `victim/batches` stream, as `train_victim` does; it is evaluated
-    at the same epochs. `amp`: bf16 autocast on CUDA (no CUDA graph here). `on_eval(job, epoch, model)`: called
+    at the same epochs. `amp`: bf16 autocast on CUDA; `cuda_graph`: on CUDA, replay the fused forward and
+    backward as CUDA graphs, as `train_victim` does for one model. `on_eval(job, epoch, model)`: called
     after each job's evaluation. A result's `seconds` is the whole fused run's training time and its
     `images_per_second` that job's images over it (the sum over jobs is the fused throughput). Raises
     NotFusable (see `check_fusable`) before any work, TrainingDiverged naming the jobs whose loss diverged."""
@@ -125,32 +170,27 @@ def train_victims_fused(
     for job in jobs:
         with global_rng(stream_seed(job.seed, "victim/init")):  # train_victim's initialisation for this seed
             models.append(create_model(victim, num_classes).to(device, memory_format=torch.channels_last).train())
-    # Stacked from channels_last weights, as train_victim's: vmap's grouped convolution then takes the same
-    # kind of kernel (on the CPU, one step ends within ~1e-7 of train_victim's; from NCHW weights ~1e-5, as
-    # far as train_victim with channels_last=False is from itself). Parameters: new leaves that require grad;
-    # buffers: copies.
-    params, buffers = stack_module_state(models)
-    stacked = {**params, **buffers}
-    base = copy.deepcopy(models[0]).to("meta")  # the architecture only; functional_call supplies the tensors
-
-    def forward(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return functional_call(base, (p, b), (x,))
-
-    fused_forward = vmap(forward)  # randomness="error": a random op inside a victim is refused, not shared
-
+    stacked_model = StackedModels(models)
+    stacked = stacked_model.stacked_state()
     images = [job.train_images.to(device) for job in jobs]
     labels = [job.train_labels.to(device) for job in jobs]
     n = len(images[0])
     bs = min(preset.batch_size, n)
     steps = n // bs
     opt = torch.optim.SGD(
-        list(params.values()), lr=preset.lr, momentum=preset.momentum,
+        list(stacked_model.parameters()), lr=preset.lr, momentum=preset.momentum,
         weight_decay=preset.weight_decay, nesterov=preset.nesterov,
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(preset, steps))
     gens = [generator(job.seed, "victim/batches", device) for job in jobs]
+    graphed = device.type == "cuda" and cuda_graph
     mixed = mixed_precision(device, jobs[0].countermeasure, amp)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if mixed else nullcontext()
+    # Graph capture refuses autocast's weight cache.
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not graphed) if mixed else nullcontext()
+    if graphed:  # every step's stacked batch has this shape; no draw from the jobs' streams
+        sample = torch.stack([imgs[:bs] for imgs in images]).float().div(255)
+        with _quiet_vmap():
+            capture_cuda_graph(stacked_model, sample, autocast)
     histories: list[list[tuple[int, float]]] = [[] for _ in jobs]
     start = time.perf_counter()
     bar = progress(range(preset.epochs), desc=f"train ×{len(jobs)}", unit="epoch", leave=False)
@@ -165,11 +205,8 @@ def train_victims_fused(
                 x, y = job.countermeasure.augment(x, labs[idx], gen)
                 xs.append(x)
                 ys.append(y)
-            with autocast, warnings.catch_warnings():
-                # vmap falls back to a loop for one op of adaptive_avg_pool2d's and says so every process;
-                # the cost is in docs/performance.md, not news in a training log.
-                warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet")
-                logits = fused_forward(params, buffers, torch.stack(xs))
+            with autocast, _quiet_vmap():
+                logits = stacked_model(torch.stack(xs))
                 # The standard step's loss per model, as Countermeasure.training_step computes it; labels may be
                 # indices for one job and soft for another (label mixing), so not one stacked call.
                 losses = torch.stack([F.cross_entropy(logits[k], y) for k, y in enumerate(ys)])
@@ -192,6 +229,8 @@ def train_victims_fused(
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=" ".join(f"{loss:.3f}" for loss in mean_loss))
     seconds = time.perf_counter() - start
+    if graphed:
+        release_cuda_graph(stacked_model)
     results = []
     for k, (job, model, history) in enumerate(zip(jobs, models, histories)):
         _load_slice(model, stacked, k)
@@ -202,7 +241,7 @@ def train_victims_fused(
             history=history,
             seconds=seconds,
             images_per_second=preset.epochs * steps * bs / seconds,
-            cuda_graph=False,
+            cuda_graph=graphed,
             model=model,
         ))
     return results

@@ -10,9 +10,12 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from .cost import synchronize
 from .data import DatasetNotFoundError, ImageSet, load_dataset
+from .fused import FusedJob, train_victims_fused
 from .models import create_model
 from .plugins import Context, Countermeasure
 from .presets import Preset, get_preset
@@ -50,14 +53,14 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def parse_jobs(text: str) -> list[int]:
-    """`2,4` → [2, 4]; '' → [] (no concurrent measurement)."""
+def parse_jobs(text: str, flag: str = "--jobs") -> list[int]:
+    """`2,4` → [2, 4]; '' → [] (no such measurement); `flag` names the option in errors."""
     try:
         jobs = [int(j) for j in text.split(",") if j.strip()]
     except ValueError:
-        raise ValueError(f"--jobs expects cell counts separated by commas (or '' for none), got {text!r}") from None
+        raise ValueError(f"{flag} expects counts separated by commas (or '' for none), got {text!r}") from None
     if any(j < 1 for j in jobs):
-        raise ValueError(f"--jobs counts must be ≥ 1, got {text!r}")
+        raise ValueError(f"{flag} counts must be ≥ 1, got {text!r}")
     return jobs
 
 
@@ -132,6 +135,77 @@ def adv_train_cost_factor(train: ImageSet, test: ImageSet, preset: Preset, devic
     return rates["none"] / rates["adv_train"]
 
 
+def own_step_countermeasures() -> list[str]:
+    """The registered countermeasures that replace the training step (they cannot share the standard one)."""
+    return [n for n in countermeasures.names() if "training_step" in countermeasures.get(n).stages()]
+
+
+def own_step_speed(name: str, train: ImageSet, test: ImageSet, preset: Preset, device: torch.device,
+                   victim: str | None, cuda_graph: bool, images: int = ADV_IMAGES) -> dict[str, Any]:
+    """Images per second of countermeasure `name` as a cell trains it (`train_victim`, set up as `run_cell` sets
+    it up), one epoch of the preset's recipe on the first `images` images after a warm-up."""
+    preset = _one_epoch(preset)
+    x, y = train.images[:images], train.labels[:images]
+    with tempfile.TemporaryDirectory() as cache:
+        cm = countermeasures.get(name)()
+        cm.setup(Context(device, 0, preset, 10, Path(cache)))
+        _warm_up(ImageSet(x, y, train.classes), test, preset, cm, device, victim, cuda_graph=cuda_graph)
+        result = train_victim(x, y, test.images[:ADV_TEST], test.labels[:ADV_TEST], 10, preset, cm, 0, device,
+                              victim=victim, cuda_graph=cuda_graph)
+    return {"images_per_second": result.images_per_second, "cuda_graph": result.cuda_graph}
+
+
+def fused_row(train: ImageSet, test: ImageSet, preset: Preset, device: torch.device, victims: int,
+              victim: str | None, cuda_graph: bool) -> dict[str, Any]:
+    """Images per second summed over `victims` fused `none` victims (seeds 0..K-1, `train_victims_fused`), wall
+    time and peak memory, after a one-epoch warm-up of the same K."""
+    cuda = device.type == "cuda"
+    none = countermeasures.get("none")
+
+    def jobs(n: int) -> list[FusedJob]:
+        return [FusedJob(train.images[:n], train.labels[:n], none(), seed, victim) for seed in range(victims)]
+
+    train_victims_fused(jobs(WARM_UP_IMAGES), _one_epoch(preset), device, test.images[:WARM_UP_TEST],
+                        test.labels[:WARM_UP_TEST], 10, cuda_graph=cuda_graph)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    results = train_victims_fused(jobs(len(train.images)), preset, device, test.images, test.labels, 10,
+                                  cuda_graph=cuda_graph)
+    synchronize(device)
+    return {
+        "victims": victims, "images_per_second": sum(r.images_per_second for r in results),
+        "wall_s": time.perf_counter() - start,
+        "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
+        "cuda_graph": results[0].cuda_graph,
+    }
+
+
+def training_flops_per_image(victim: str, device: torch.device, batch: int = 128) -> float:
+    """Floating-point operations of one training image: forward and backward of the victim at `batch`, counted by
+    PyTorch's FLOP counter (matrix products and convolutions; the elementwise rest is not counted)."""
+    model = create_model(victim, 10).to(device).train()
+    x = torch.rand(batch, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    return counter.get_total_flops() / batch
+
+
+def bf16_matmul_tflops(device: torch.device, n: int = 8192, repeats: int = 10) -> float:
+    """The card's bf16 matrix-product rate measured here: `repeats` n×n×n products after three warm-ups."""
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    synchronize(device)
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e12
+
+
 def write_parity_npz(npz: str, data_root: str | None) -> None:
     """The parity check's real images (first 10,000 training, 2,000 test of CIFAR-10) as an .npz, unless it exists."""
     if Path(npz).exists():
@@ -159,28 +233,31 @@ def graph_parity(npz: str, device: torch.device, epochs: int, victim: str | None
 
 
 def _concurrent_cell(device_name: str, data_root: str | None, train_size: int, test_size: int, epochs: int,
-                     victim: str | None, barrier: Any, results: Any) -> None:
+                     victim: str | None, countermeasure: str, barrier: Any, results: Any) -> None:
     """One of several paper-preset cells sharing the GPU: warm up, wait for the others, train, report."""
     device = torch.device(device_name)
     train, test, _ = cifar_or_random(data_root, train_size, test_size)
     preset = dataclasses.replace(get_preset("paper"), epochs=epochs, eval_every=epochs)
-    none = countermeasures.get("none")()
-    _warm_up(train, test, preset, none, device, victim)
-    barrier.wait()
-    start = time.time()
-    result = train_victim(train.images, train.labels, test.images, test.labels, 10, preset, none, 0, device,
-                          victim=victim)
-    synchronize(device)
+    with tempfile.TemporaryDirectory() as cache:
+        cm = countermeasures.get(countermeasure)()
+        cm.setup(Context(device, 0, preset, 10, Path(cache)))
+        _warm_up(train, test, preset, cm, device, victim)
+        barrier.wait()
+        start = time.time()
+        result = train_victim(train.images, train.labels, test.images, test.labels, 10, preset, cm, 0, device,
+                              victim=victim)
+        synchronize(device)
     results.put((start, time.time(), epochs * len(train.images), result.cuda_graph))
 
 
 def concurrent_throughput(device: torch.device, jobs: int, data_root: str | None, train_size: int, test_size: int,
-                          epochs: int, victim: str | None = None) -> dict[str, Any]:
-    """Images per second summed over `jobs` cells trained at once on one GPU, first start to last finish."""
+                          epochs: int, victim: str | None = None, countermeasure: str = "none") -> dict[str, Any]:
+    """Images per second summed over `jobs` cells of `countermeasure` trained at once on one GPU, first start to
+    last finish."""
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(jobs), ctx.Queue()
-    procs = [ctx.Process(target=_concurrent_cell,
-                         args=(str(device), data_root, train_size, test_size, epochs, victim, barrier, results))
+    procs = [ctx.Process(target=_concurrent_cell, args=(str(device), data_root, train_size, test_size, epochs, victim,
+                                                         countermeasure, barrier, results))
              for _ in range(jobs)]
     for proc in procs:
         proc.start()
@@ -203,10 +280,13 @@ def check_gpu(
     n_methods: int = 0,
     n_countermeasures: int = 0,
     victim: str | None = None,
+    fused: list[int] | None = None,
 ) -> dict[str, Any]:
     """The paper preset's training throughput in each of VARIANTS, a quick cell's time, the adversarial-training
-    cost factor, optionally graph parity on real images and several cells at once, and the projected wall time
-    of the paper grid (`n_methods` × `n_countermeasures`, 0: the registered ones); prints each as it comes."""
+    cost factor, each own-step countermeasure's speed as it runs, optionally graph parity on real images, several
+    cells at once and `fused` victims in one process, each throughput as a fraction of the bf16 matrix-product
+    rate measured here, and the projected wall time of the paper grid (`n_methods` × `n_countermeasures`, 0: the
+    registered ones); prints each as it comes."""
     for name, value in (("--epochs", epochs), ("--train-size", train_size), ("--test-size", test_size),
                         ("--parity-epochs", parity_epochs)):
         if value < 1:
@@ -247,35 +327,80 @@ def check_gpu(
             _say(f"real CIFAR-10 ({parity['train_images']:,} train, {parity_epochs} epochs), {label:10s}: "
                  f"test {parity[label]['test_acc']:.3f}  train {parity[label]['train_acc']:.3f}  "
                  f"{parity[label]['images_per_second']:,.0f} img/s")
+    report["own_step"] = {}
+    for name in own_step_countermeasures():
+        graphs = (True, False) if countermeasures.get(name).graph_step else (True,)
+        for graph in graphs:
+            label = name if graph else f"{name}, no graph"
+            row = report["own_step"][label] = own_step_speed(name, train, test, preset, device, victim, graph)
+            _say(f"{label:24s} {row['images_per_second']:>8,.0f} img/s as a cell trains it"
+                 f"{' (CUDA graph)' if row['cuda_graph'] else ''}")
+    report["fused"] = {}
+    for k in fused or []:
+        for graph in (True, False):
+            label = f"{k}{'' if graph else ', no graph'}"
+            row = report["fused"][label] = fused_row(train, test, preset, device, k, victim, graph)
+            peak = f"{row['peak_memory_gib']:.2f} GiB" if cuda else "-"
+            _say(f"{k} fused victims{'' if graph else ', no graph':10s} {row['images_per_second']:>8,.0f} img/s in "
+                 f"total  peak {peak}  ({row['wall_s']:.1f} s)")
     report["concurrent"] = {}
     for n in jobs or []:
         row = report["concurrent"][str(n)] = concurrent_throughput(device, n, data_root, train_size, test_size,
                                                                    epochs, victim)
         _say(f"{n} cells at once (run --jobs {n}): {row['images_per_second']:>8,.0f} img/s in total "
              f"({row['wall_s']:.1f} s)")
+    if jobs:  # own-step cells are launch-bound: several at once may add up where standard cells do not
+        n = max(jobs)
+        for name in own_step_countermeasures():
+            row = report["own_step"][f"{name}, --jobs {n}"] = concurrent_throughput(
+                device, n, data_root, min(train_size, ADV_IMAGES), min(test_size, ADV_TEST), 1, victim, name)
+            _say(f"{n} {name} cells at once (run --jobs {n}): {row['images_per_second']:>8,.0f} img/s in total "
+                 f"({row['wall_s']:.1f} s)")
+    report["flops_per_training_image"] = training_flops_per_image(victim or paper.model, device)
+    report["bf16_matmul_tflops"] = bf16_matmul_tflops(device, 8192 if cuda else 256)
+    rate = report["flops_per_training_image"] / (report["bf16_matmul_tflops"] * 1e12)
+    for row in [*(report[label] for label, *_ in VARIANTS), *report["fused"].values(), *report["concurrent"].values()]:
+        row["peak_fraction"] = row["images_per_second"] * rate
+    _say(f"{report['flops_per_training_image'] / 1e9:.2f} GFLOP per training image; bf16 matrix products here: "
+         f"{report['bf16_matmul_tflops']:.0f} TFLOP/s; the engine's default step uses "
+         f"{100 * report[VARIANTS[0][0]]['peak_fraction']:.1f} % of it"
+         + "".join(f"; fused victims {k}: {100 * r['peak_fraction']:.1f} %" for k, r in report["fused"].items()))
     report["projection"] = projection(report, paper, n_methods or len(methods.names()),
                                       n_countermeasures or len(countermeasures.names()))
     p = report["projection"]
     _say(f"paper cell ({paper.epochs} epochs × {PAPER_CELL_IMAGES:,} images): {p['cell_minutes']:.1f} min alone; grid "
-         f"of {p['methods']} methods × {p['countermeasures']} countermeasures with --jobs {p['jobs']} (adversarial "
-         f"training at the factor above; generation not included), one seed: {p['grid_gpu_hours_one_seed']:.1f} "
-         "GPU-hours")
+         f"of {p['methods']} methods × {p['countermeasures']} countermeasures, one seed, generation and "
+         f"pre-processing not included: {p['grid_gpu_hours_one_seed']:.1f} GPU-hours as the grid runs now "
+         f"(standard cells {p['standard_via']}); {p['grid_gpu_hours_one_seed_fused']:.1f} with the standard cells "
+         f"fused ({p['fused_via']})")
     return report
 
 
 def projection(report: dict[str, Any], paper: Preset, n_methods: int, n_countermeasures: int) -> dict[str, Any]:
-    """One paper cell's minutes and the whole grid's GPU-hours (one seed, generation excluded) from the measured
-    speeds: every countermeasure at the best measured --jobs speed but adversarial training, which keeps the eager
-    step and runs at the no-graph speed divided by its cost factor."""
+    """One paper cell's minutes and the whole grid's GPU-hours (one seed, generation and pre-processing excluded)
+    from the measured speeds. Each own-step countermeasure runs at its best measured speed as cells train it (alone
+    or several at once); the standard
+    cells at the best measured speed of separate cells (one, or several at once with --jobs: how the grid runs),
+    and, for the second figure, of fused victims (which the grid does not use yet)."""
     single = report[VARIANTS[0][0]]["images_per_second"]
-    best_jobs, best = max([("1", single)] + [(j, r["images_per_second"]) for j, r in report["concurrent"].items()],
-                          key=lambda item: item[1])
-    eager = report[VARIANTS[1][0]]["images_per_second"]
+    separate = {"alone": single, **{f"--jobs {j}": r["images_per_second"] for j, r in report["concurrent"].items()}}
+    fused = {**separate, **{f"{k} fused": r["images_per_second"] for k, r in report["fused"].items()}}
+    best_separate, best_fused = max(separate, key=separate.get), max(fused, key=fused.get)
     cell_images = paper.epochs * PAPER_CELL_IMAGES
-    grid_s = n_methods * ((n_countermeasures - 1) * cell_images / best
-                          + report["adv_train_cost_factor"] * cell_images / eager * single / best)
+    own = own_step_countermeasures()
+    # Each own-step countermeasure at its best: alone, or several cells at once (labels "NAME, --jobs N").
+    own_rate = {name: max(row["images_per_second"] for label, row in report["own_step"].items()
+                          if label == name or label.startswith(f"{name}, --jobs")) for name in own}
+    own_s = n_methods * sum(cell_images / rate for rate in own_rate.values())
+    standard_cells = n_methods * (n_countermeasures - len(own))
+
+    def hours(rate: float) -> float:
+        return (standard_cells * cell_images / rate + own_s) / 3600
+
     return {"cell_minutes": cell_images / single / 60, "methods": n_methods, "countermeasures": n_countermeasures,
-            "jobs": int(best_jobs), "grid_gpu_hours_one_seed": grid_s / 3600}
+            "standard_via": best_separate, "fused_via": best_fused,
+            "own_step_gpu_hours": own_s / 3600, "grid_gpu_hours_one_seed": hours(separate[best_separate]),
+            "grid_gpu_hours_one_seed_fused": hours(fused[best_fused])}
 
 
 def check_dh(device: torch.device, steps: int = 200, images: int = 50_000) -> dict[str, Any]:

@@ -169,6 +169,11 @@ class Countermeasure(Plugin):
     # Rough time per cell and of `prepare`, in trainings of the preset's victim under `none` (for the grid's ETA).
     cost: ClassVar[float] = 1.0
     prepare_cost: ClassVar[float] = 0.0
+    # True when an overridden training_step calls the model in train mode once per step, on the trainer's batch:
+    # the trainer may then replay the model's forward and backward as a CUDA graph, as for the standard step.
+    graph_step: ClassVar[bool] = False
+    # Set by the trainer before training: whether training_step may replay CUDA graphs of its own.
+    cuda_graphs: bool = False
 
     def prepare(self, ctx: Context) -> None:
         """Once per run, before any cell: build what every cell of this countermeasure shares (a fitted

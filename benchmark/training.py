@@ -84,6 +84,42 @@ def capture_cuda_graph(model: torch.nn.Module, sample: torch.Tensor, autocast: A
     model.load_state_dict(saved)  # the capture's warm-up passes moved the BatchNorm statistics
 
 
+class InputGradient:
+    """The gradient of the cross-entropy of `model` with respect to its input, at one batch shape, replayed as a
+    CUDA graph: an attack's forward and backward passes without their launch cost. The model must be in the
+    mode it was captured in (eval for an attack) at every call; its parameters may change in place."""
+
+    def __init__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.model = model
+        self._x = x.detach().clone().requires_grad_(True)
+        self._y = y.detach().clone()
+        side = torch.cuda.Stream()  # warm-up passes (cuDNN's choice of kernels) off the capturing stream
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self._gradient()
+        torch.cuda.current_stream().wait_stream(side)
+        self._graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self._graph):
+            self._grad = self._gradient()
+
+    def _gradient(self) -> torch.Tensor:
+        loss = F.cross_entropy(self.model(self._x), self._y)
+        return torch.autograd.grad(loss, self._x)[0]
+
+    def matches(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> bool:
+        """Whether this graph computes the gradient for this model and these shapes."""
+        return model is self.model and x.shape == self._x.shape and y.shape == self._y.shape
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """∇ₓ CE(model(x), y); the returned tensor is overwritten by the next call."""
+        with torch.no_grad():
+            self._x.copy_(x)
+            self._y.copy_(y)
+        self._graph.replay()
+        return self._grad
+
+
 def release_cuda_graph(model: torch.nn.Module) -> None:
     """Give the model back its plain forward (the graph only accepts the captured batch shape)."""
     model.__dict__.pop("forward", None)
@@ -116,7 +152,8 @@ def train_victim(
     """Train `victim` (default: the preset's) with the preset's recipe on uint8 training images and report clean
     test accuracy
     (`amp`: bf16 autocast on CUDA; `channels_last`: NHWC memory layout; `cuda_graph`: on CUDA, replay the
-    model's forward and backward as CUDA graphs when the countermeasure keeps the standard training step;
+    model's forward and backward as CUDA graphs when the countermeasure keeps the standard training step or
+    declares its own step graphable (`graph_step`), and let its own step replay graphs of its own;
     `on_eval(epoch, model)`: called after each evaluation, to measure more than the test accuracy)."""
     cuda = device.type == "cuda"
     if cuda:
@@ -134,7 +171,9 @@ def train_victim(
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(preset, steps))
     gen = generator(seed, "victim/batches", device)
-    graphed = cuda and cuda_graph and "training_step" not in countermeasure.stages()
+    own_step = "training_step" in countermeasure.stages()
+    graphed = cuda and cuda_graph and (not own_step or countermeasure.graph_step)
+    countermeasure.cuda_graphs = cuda and cuda_graph
     # Graph capture refuses autocast's weight cache.
     mixed = mixed_precision(device, countermeasure, amp)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not graphed) if mixed else nullcontext()

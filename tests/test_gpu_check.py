@@ -58,27 +58,41 @@ def check_gpu_report(report: dict, cuda: bool) -> None:
     assert keys(parity) == keys(published["graph_parity"])
     for label in ("CUDA graph", "no graph"):
         assert 0 <= parity[label]["test_acc"] <= 1 and positive(parity[label]["images_per_second"])
+    for label in ("adv_train", "adv_train, no graph", "ueraser"):  # the own-step countermeasures, as they run
+        assert report["own_step"][label].keys() == published["own_step"][label].keys()
+        assert positive(report["own_step"][label]["images_per_second"])
+    assert report["own_step"]["adv_train"]["cuda_graph"] is cuda and not report["own_step"]["ueraser"]["cuda_graph"]
+    for label in ("1", "1, no graph"):  # one fused victim, with and without graph
+        row = report["fused"][label]
+        assert row.keys() == published["fused"][label].keys() and row["victims"] == 1
+        assert positive(row["images_per_second"]) and row["cuda_graph"] is (cuda and label == "1")
+    assert positive(report["flops_per_training_image"]) and positive(report["bf16_matmul_tflops"])
+    for row in [*(report[label] for label, *_ in VARIANTS), *report["fused"].values()]:
+        assert positive(row["peak_fraction"])
     assert keys(report["projection"]) == keys(published["projection"])
-    assert all(positive(v) for v in report["projection"].values()), report["projection"]
+    assert all(positive(v) for v in report["projection"].values() if not isinstance(v, str)), report["projection"]
 
 
 def test_cpu_dry_run_writes_the_published_keys(tmp_path, data_root, parity_npz, capsys):
-    report = run(tmp_path, "--device", "cpu", *TINY, "--jobs", "", "--data-root", data_root,
+    report = run(tmp_path, "--device", "cpu", *TINY, "--jobs", "", "--fused", "1", "--data-root", data_root,
                  "--parity-npz", parity_npz, "--parity-epochs", "1")
     assert report["device"] == "cpu" and report["data"] == "CIFAR-10" and report["epochs"] == 1
     check_gpu_report(report, cuda=False)
     assert not any(report[label]["cuda_graph"] for label, *_ in VARIANTS)  # no graphs on the CPU
-    assert report["concurrent"] == {} and report["projection"]["jobs"] == 1
+    assert report["concurrent"] == {} and report["projection"]["standard_via"] == "alone"
+    assert not any(label.startswith("adv_train, --jobs") for label in report["own_step"])
     assert "adv_train" in capsys.readouterr().out
 
 
 def test_cpu_dry_run_of_concurrent_cells(tmp_path, data_root):
     from benchmark.gpu_check import concurrent_throughput
 
-    row = concurrent_throughput(torch.device("cpu"), 2, data_root, 256, 128, 1, "tinycnn")
-    published = json.loads((PUBLISHED / "h200-gpu_check.json").read_text())["concurrent"]["2"]
-    assert row.keys() == published.keys()
-    assert positive(row["images_per_second"]) and positive(row["wall_s"]) and row["cuda_graph"] is False
+    published = json.loads((PUBLISHED / "h200-gpu_check.json").read_text())
+    for countermeasure, row_of in (("none", published["concurrent"]["4"]),
+                                   ("adv_train", published["own_step"]["adv_train, --jobs 4"])):
+        row = concurrent_throughput(torch.device("cpu"), 2, data_root, 256, 128, 1, "tinycnn", countermeasure)
+        assert row.keys() == row_of.keys() - {"peak_fraction"}  # check_gpu adds the fraction of the peak
+        assert positive(row["images_per_second"]) and positive(row["wall_s"]) and row["cuda_graph"] is False
 
 
 def check_dh_report(report: dict) -> None:
@@ -112,6 +126,7 @@ def test_without_a_gpu_it_asks_for_device_cpu(monkeypatch, capsys, dh):
     (["--device", "tpu"], "unknown device 'tpu'"),
     (["--device", "cpu", "--jobs", "2,x"], "--jobs expects"),
     (["--device", "cpu", "--jobs", "0"], "--jobs counts must be ≥ 1"),
+    (["--device", "cpu", "--fused", "4,y"], "--fused expects"),
     (["--device", "cpu", "--epochs", "0"], "--epochs must be ≥ 1"),
     (["--device", "cpu", "--model", "nonet"], "nonet"),
     (["--device", "cpu", "--dh", "--dh-steps", "0"], "--dh-steps and --dh-images must be ≥ 1"),
@@ -132,7 +147,7 @@ def test_a_missing_parity_file_without_cifar_fails_first(tmp_path, capsys):
 @cuda_only
 def test_cuda_run_graphs_the_engine_default(tmp_path, data_root, parity_npz):
     report = run(tmp_path, *TINY[:2], "--train-size", "2048", "--test-size", "256", "--epochs", "1", "--jobs", "2",
-                 "--data-root", data_root, "--parity-npz", parity_npz, "--parity-epochs", "1")
+                 "--fused", "1", "--data-root", data_root, "--parity-npz", parity_npz, "--parity-epochs", "1")
     check_gpu_report(report, cuda=True)
     assert [report[label]["cuda_graph"] for label, *_ in VARIANTS] == [graph for *_, graph in VARIANTS]
     assert report["concurrent"]["2"]["cuda_graph"] and positive(report["concurrent"]["2"]["images_per_second"])
