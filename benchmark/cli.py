@@ -294,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="numbers of cells to time at once on the GPU, as `run --jobs N` does ('' for none; "
                           "default: 2,4)")
     gpu.add_argument("--fused", default="1,4,8", metavar="K,K,...",
-                     help="numbers of victims to time fused in one process (benchmark/fused.py), with and without "
+                     help="numbers of victims to time fused in one process (benchmark/fused.py), on CUDA with and without "
                           "CUDA graphs ('' for none; default: 1,4,8)")
     gpu.add_argument("--parity-npz", default=None, metavar="FILE.npz",
                      help="also train on these real CIFAR-10 images with and without CUDA graphs and compare "

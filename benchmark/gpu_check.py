@@ -329,7 +329,7 @@ def check_gpu(
                  f"{parity[label]['images_per_second']:,.0f} img/s")
     report["own_step"] = {}
     for name in own_step_countermeasures():
-        graphs = (True, False) if countermeasures.get(name).graph_step else (True,)
+        graphs = (True, False) if cuda and countermeasures.get(name).graph_step else (True,)  # same on a CPU
         for graph in graphs:
             label = name if graph else f"{name}, no graph"
             row = report["own_step"][label] = own_step_speed(name, train, test, preset, device, victim, graph)
@@ -337,7 +337,7 @@ def check_gpu(
                  f"{' (CUDA graph)' if row['cuda_graph'] else ''}")
     report["fused"] = {}
     for k in fused or []:
-        for graph in (True, False):
+        for graph in (True, False) if cuda else (True,):
             label = f"{k}{'' if graph else ', no graph'}"
             row = report["fused"][label] = fused_row(train, test, preset, device, k, victim, graph)
             peak = f"{row['peak_memory_gib']:.2f} GiB" if cuda else "-"
