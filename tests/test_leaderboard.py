@@ -197,24 +197,10 @@ def test_published_rows_render_back_to_the_same_table(tmp_path):
     assert again.mean.equals(board.mean) and again.status.equals(board.status)
 
 
-# Trainer 3 (one torch thread per CPU task, 128-image evaluation batches on a CPU) and the faster `em`,
-# `em-classwise`, `rem` (2) and `tap` (3) re-run every published cell; the re-run is under way (docs/results.md).
-# Until it lands, the published rows must be what this checkout computes with exactly these versions set back.
-SUPERSEDED = {"trainer": "2", "em": "1", "em-classwise": "1", "rem": "1", "tap": "2"}
-
-
-def test_the_published_leaderboard_renders_its_table_and_every_row_is_current(data_root, tmp_path, monkeypatch):
+def test_the_published_leaderboard_renders_its_table_and_every_row_is_current(data_root, tmp_path):
     """The quick table: rendered from its rows, and every row's cell id is the one this checkout computes (rows of
-    an earlier commit are carried only while that holds; a plugin change makes this fail until they are re-run),
-    but for the versions in SUPERSEDED."""
-    import benchmark.runner as runner
-    from benchmark.registry import methods
+    an earlier commit are carried only while that holds; a plugin change makes this fail until they are re-run)."""
     from benchmark.runner import Cell, GridConfig
-
-    monkeypatch.setattr(runner, "TRAINER_VERSION", SUPERSEDED["trainer"])
-    for name, version in SUPERSEDED.items():
-        if name != "trainer":
-            monkeypatch.setattr(methods.get(name), "version", version)
 
     rows = [json.loads(line) for line in (PUBLISHED / "cifar10-quick.seed0.jsonl").read_text().splitlines()]
     with warnings.catch_warnings(record=True) as caught:
@@ -224,7 +210,7 @@ def test_the_published_leaderboard_renders_its_table_and_every_row_is_current(da
     published = pd.read_csv(PUBLISHED / "cifar10-quick.csv", index_col="method")
     pd.testing.assert_frame_equal(board.mean.round(2), published, check_names=False)
     assert {r["schema"] for r in rows} == {2} and not any(r["git_dirty"] for r in rows) and len(rows) == 228
-    assert {r["git_commit"][:7] for r in rows} == {"cca0292", "74e5b9d", "7a9db80"}
+    assert {r["git_commit"][:7] for r in rows} == {"0dff1c8"}  # the re-run under trainer 3, from one commit
     config = GridConfig(preset="quick", data_root=data_root, cache_dir=str(tmp_path), device="cpu")
     stale = [r["cell_id"] for r in rows if Cell(r["method"], r["countermeasure"], r["seed"]).cell_id(config) != r["cell_id"]]
     assert stale == []
