@@ -379,9 +379,8 @@ def check_gpu(
 def projection(report: dict[str, Any], paper: Preset, n_methods: int, n_countermeasures: int) -> dict[str, Any]:
     """One paper cell's minutes and the whole grid's GPU-hours (one seed, generation and pre-processing excluded)
     from the measured speeds. Each own-step countermeasure runs at its best measured speed as cells train it (alone
-    or several at once); the standard
-    cells at the best measured speed of separate cells (one, or several at once with --jobs: how the grid runs),
-    and, for the second figure, of fused victims (which the grid does not use yet)."""
+    or several at once); the standard cells at the best measured speed of separate cells (one, or several at once
+    with --jobs: how the grid runs), and, for the second figure, of fused victims too (the grid does not fuse)."""
     single = report[VARIANTS[0][0]]["images_per_second"]
     separate = {"alone": single, **{f"--jobs {j}": r["images_per_second"] for j, r in report["concurrent"].items()}}
     fused = {**separate, **{f"{k} fused": r["images_per_second"] for k, r in report["fused"].items()}}
