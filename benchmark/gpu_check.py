@@ -5,8 +5,9 @@ import dataclasses
 import multiprocessing as mp
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -121,18 +122,18 @@ def adv_train_cost_factor(train: ImageSet, test: ImageSet, preset: Preset, devic
                           victim: str | None = None, images: int = ADV_IMAGES) -> float:
     """Time per image of the engine's `adv_train` over that of `none` without CUDA graph (the eager step adversarial
     training keeps), each `train_victim` for one epoch of the preset's recipe on the same first `images` images."""
-    preset = _one_epoch(preset)
-    x, y = train.images[:images], train.labels[:images]
-    tx, ty = test.images[:ADV_TEST], test.labels[:ADV_TEST]
-    rates = {}
-    with tempfile.TemporaryDirectory() as cache:
-        for name in ("none", "adv_train"):
-            cm = countermeasures.get(name)()
-            cm.setup(Context(device, 0, preset, 10, Path(cache)))  # what run_cell does before training
-            _warm_up(ImageSet(x, y, train.classes), test, preset, cm, device, victim, cuda_graph=False)
-            rates[name] = train_victim(x, y, tx, ty, 10, preset, cm, 0, device, victim=victim,
-                                       cuda_graph=False).images_per_second
+    rates = {name: own_step_speed(name, train, test, preset, device, victim, False, images)["images_per_second"]
+             for name in ("none", "adv_train")}
     return rates["none"] / rates["adv_train"]
+
+
+@contextmanager
+def _set_up(name: str, device: torch.device, preset: Preset) -> Iterator[Countermeasure]:
+    """Countermeasure `name`, set up as `run_cell` sets it up (seed 0, a throw-away cache folder)."""
+    with tempfile.TemporaryDirectory() as cache:
+        cm = countermeasures.get(name)()
+        cm.setup(Context(device, 0, preset, 10, Path(cache)))
+        yield cm
 
 
 def own_step_countermeasures() -> list[str]:
@@ -146,9 +147,7 @@ def own_step_speed(name: str, train: ImageSet, test: ImageSet, preset: Preset, d
     it up), one epoch of the preset's recipe on the first `images` images after a warm-up."""
     preset = _one_epoch(preset)
     x, y = train.images[:images], train.labels[:images]
-    with tempfile.TemporaryDirectory() as cache:
-        cm = countermeasures.get(name)()
-        cm.setup(Context(device, 0, preset, 10, Path(cache)))
+    with _set_up(name, device, preset) as cm:
         _warm_up(ImageSet(x, y, train.classes), test, preset, cm, device, victim, cuda_graph=cuda_graph)
         result = train_victim(x, y, test.images[:ADV_TEST], test.labels[:ADV_TEST], 10, preset, cm, 0, device,
                               victim=victim, cuda_graph=cuda_graph)
@@ -238,9 +237,7 @@ def _concurrent_cell(device_name: str, data_root: str | None, train_size: int, t
     device = torch.device(device_name)
     train, test, _ = cifar_or_random(data_root, train_size, test_size)
     preset = dataclasses.replace(get_preset("paper"), epochs=epochs, eval_every=epochs)
-    with tempfile.TemporaryDirectory() as cache:
-        cm = countermeasures.get(countermeasure)()
-        cm.setup(Context(device, 0, preset, 10, Path(cache)))
+    with _set_up(countermeasure, device, preset) as cm:
         _warm_up(train, test, preset, cm, device, victim)
         barrier.wait()
         start = time.time()
