@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Callable
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
+from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms
 from torchvision.datasets import CIFAR10
 
@@ -79,3 +81,50 @@ def test_smoke_grid_wall_time(benchmark, data_root, tmp_path):
 
     assert benchmark.pedantic(grid, rounds=1, iterations=1) == 0
     assert benchmark.stats.stats.max < 120
+
+
+def _flops_per_image(model: torch.nn.Module, step: Callable[[], None], batch: int) -> float:
+    """FLOPs of one call of `step` per image of its batch, as PyTorch's FLOP counter counts them."""
+    with FlopCounterMode(model, display=False) as counter:
+        step()
+    return counter.get_total_flops() / batch
+
+
+def test_quick_step_against_the_cores_matmul_rate(benchmark, one_thread):
+    """The quick victim's training step in FLOP/s against a large fp32 matrix product on the same core, best of
+    3 interleaved rounds: a step near the product's rate leaves a CPU grid nothing to gain in its standard cells
+    (target: ≥ 0.8)."""
+    preset = PRESETS["quick"]
+    model = create_model(preset.model, 10).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=preset.lr, momentum=preset.momentum,
+                          weight_decay=preset.weight_decay, nesterov=preset.nesterov)
+    x = torch.rand(preset.batch_size, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (preset.batch_size,))
+
+    def step() -> None:
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    flops = _flops_per_image(model, step, preset.batch_size)
+    a, b, n = torch.rand(2048, 2048), torch.rand(2048, 2048), 2048
+    matmul, images = [], []
+
+    def round_() -> None:
+        start = time.perf_counter()
+        for _ in range(5):
+            a @ b
+        matmul.append(5 * 2 * n**3 / (time.perf_counter() - start))
+        start = time.perf_counter()
+        for _ in range(20):
+            step()
+        images.append(20 * preset.batch_size / (time.perf_counter() - start))
+
+    benchmark.pedantic(round_, rounds=3, iterations=1)
+    ratio = max(images) * flops / max(matmul)
+    benchmark.extra_info.update(gflop_per_image=flops / 1e9, images_per_s=max(images),
+                                matmul_gflop_per_s=max(matmul) / 1e9, ratio=ratio)
+    print(f"\n{preset.model}: {flops / 1e9:.4f} GFLOP/image, {max(images):.0f} img/s = {max(images) * flops / 1e9:.1f} "
+          f"GFLOP/s; fp32 {n}² matmul {max(matmul) / 1e9:.1f} GFLOP/s; ratio {ratio:.2f}")
+    assert ratio >= 0.8
