@@ -174,14 +174,19 @@ class UEraser(Countermeasure):
 
     Each image gets `repeats` augmented copies (plasma brightness and plasma contrast, each with probability
     `plasma_prob`, channel shuffle with probability 0.5, TrivialAugment) and its loss is the largest of theirs
-    (UEraser's adversarial augmentation) in the first `repeat_fraction` of the epochs, one copy after. It is a
-    loss, so it overrides training_step. Left at −1, the two take the preset's variant (VARIANT): at `paper`
+    (UEraser's adversarial augmentation) in the first `repeat_fraction` of the epochs, one copy after. As in the
+    UEraser and APBench training loops, each copy is its own augmentation call (TrivialAugment picks one
+    operation a call) and its own forward pass (batch norm sees one copy of the batch). It is a loss, so it
+    overrides training_step. Left at −1, the two take the preset's variant (VARIANT): at `paper`
     UEraser-max, APBench's reference column (repeats in every epoch, plasma always); at the CPU presets the
     UEraser repository's schedule (repeats in the first 30 %, plasma with p 0.5). `repeat_fraction=0` is
     UEraser-Lite; `jpeg=true` JPEG-compresses each copy at a random quality in [10, 100) first, as APBench
     does for TAP and AR only (with `plasma_prob=0.8`)."""
 
-    version = "2"  # version 1: plasma p 0.5, JPEG of random quality on every batch, repeats in the first 30%
+    # 3: one augmentation call and one forward pass per copy (2 augmented and trained the K copies as one batch:
+    # one TrivialAugment operation for all of them, batch norm over all of them). 1: plasma p 0.5, JPEG of random
+    # quality on every batch, repeats in the first 30 %.
+    version = "3"
     cost = 3.3  # at quick, 30 % of the epochs repeat K = 5 (UEraser-max: 13)
 
     repeats: int = 5
@@ -242,12 +247,10 @@ class UEraser(Countermeasure):
             coded = TF.jpeg(x.mul(255).round_().to(torch.uint8), quality)
         return coded.to(x.dtype).div_(255)
 
-    def transform(self, x: torch.Tensor, gen: torch.Generator, copies: int = 1) -> torch.Tensor:
-        """One independent UEraser augmentation of every image of a float batch in [0, 1] that holds `copies`
-        equal parts (the repeats of one batch: with `jpeg`, each part gets its own quality, as each of
-        APBench's repeated calls does)."""
+    def transform(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """One UEraser augmentation of a float batch in [0, 1]: one call of the official `UEraser(images)`."""
         if self.jpeg:
-            x = torch.cat([self._jpeg(part, gen) for part in x.chunk(copies)])
+            x = self._jpeg(x, gen)
         # Plasma brightness and contrast as kornia's RandomPlasmaBrightness/Contrast (per-channel maps, each
         # image with probability `plasma_prob`), with the maps from `plasma`: kornia's convolution-based
         # diamond_square alone took ~50% of a quick-preset training step on the CPU.
@@ -264,6 +267,6 @@ class UEraser(Countermeasure):
         if self._gen is None:
             raise RuntimeError("ueraser: call setup(ctx) before training (it needs the preset and a generator)")
         k = self.repeats if epoch < self._repeat_epochs else 1
-        copies = self.transform(x.repeat(k, 1, 1, 1), self._gen, k).contiguous(memory_format=torch.channels_last)
-        losses = F.cross_entropy(model(copies), y.repeat(k), reduction="none")
-        return losses.view(k, -1).max(dim=0).values.mean()
+        losses = [F.cross_entropy(model(self.transform(x, self._gen).contiguous(memory_format=torch.channels_last)), y,
+                                  reduction="none") for _ in range(k)]
+        return torch.stack(losses).max(dim=0).values.mean()

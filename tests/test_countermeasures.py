@@ -13,6 +13,8 @@ from torchvision.transforms import RandomPosterize
 import torchvision.transforms.v2.functional as TF
 from torchvision.transforms.v2.functional import posterize
 
+import countermeasures.training as countermeasure_training
+from benchmark.folding import folded
 from benchmark.metrics import perturbation_metrics
 from benchmark.models import create_model
 from benchmark.plugins import Countermeasure, build
@@ -306,18 +308,27 @@ def test_adv_train_pgd_stays_in_the_ball_and_raises_the_loss(cifar_small, ctx):
     assert pgd > 1.2 * clean and pgd > random + 0.2, (clean, random, pgd)
 
 
-def test_adv_train_attacks_the_last_adv_epochs_and_reports_them(cifar_small, ctx):
+def test_adv_train_attacks_the_last_adv_epochs_and_reports_them(cifar_small, ctx, monkeypatch):
     assert _made("adv_train", ctx).settings(ctx.preset)["adv_epochs"] == ctx.preset.epochs == 4
     assert _made("adv_train", ctx, adv_epochs=99).settings(ctx.preset)["adv_epochs"] == 4
     cm = _made("adv_train", ctx, adv_epochs=1)
     assert cm.settings(ctx.preset)["adv_epochs"] == 1
     x, y = _batch(cifar_small, 16)
     model = create_model("tinycnn", 10)
-    calls = []
-    model.register_forward_hook(lambda m, inputs, out: calls.append(1))
+    calls, attacked = [], []
+    model.register_forward_hook(lambda m, inputs, out: calls.append("update"))
+
+    def folded_and_counted(victim: torch.nn.Module) -> torch.nn.Module:
+        attacked.append(victim)
+        copy = folded(victim)
+        copy.register_forward_hook(lambda m, inputs, out: calls.append("pgd"))
+        return copy
+
+    monkeypatch.setattr(countermeasure_training, "folded", folded_and_counted)
     cm.training_step(model, x, y, epoch=2)
     cm.training_step(model, x, y, epoch=3)
-    assert len(calls) == 1 + (10 + 1), "a standard step, then 10 PGD steps and the update"
+    assert calls == ["update"] + ["pgd"] * 10 + ["update"], "a standard step, then 10 PGD steps and the update"
+    assert attacked == [model], "the attack runs on a folded copy of the victim being trained"
 
 
 def _forward_sizes(model: torch.nn.Module) -> list[int]:
@@ -328,7 +339,7 @@ def _forward_sizes(model: torch.nn.Module) -> list[int]:
 
 def test_ueraser_is_ueraser_max_at_paper_and_the_repository_schedule_on_the_cpu(cifar_small, ctx):
     cm = _made("ueraser", ctx)
-    assert cm.version == "2" and (cm.repeats, cm.jpeg) == (5, False)
+    assert cm.version == "3" and (cm.repeats, cm.jpeg) == (5, False)
     quick = cm.settings(PRESETS["quick"])
     assert (quick["repeat_fraction"], quick["plasma_prob"], quick["repeat_epochs"]) == (0.3, 0.5, 3)
     paper = cm.settings(PRESETS["paper"])
@@ -345,7 +356,7 @@ def test_ueraser_max_repeats_in_every_epoch(cifar_small, ctx):
     seen = _forward_sizes(model)
     for epoch in range(ctx.preset.epochs):
         cm.training_step(model, x, y, epoch)
-    assert seen == [5 * 16] * 4
+    assert seen == [16] * 5 * 4, "each copy is its own forward pass, as in the official training loops"
 
 
 def test_ueraser_repeat_fraction_repeats_in_the_early_epochs_only(cifar_small, ctx):
@@ -356,7 +367,7 @@ def test_ueraser_repeat_fraction_repeats_in_the_early_epochs_only(cifar_small, c
     seen = _forward_sizes(model)
     cm.training_step(model, x, y, epoch=0)
     cm.training_step(model, x, y, epoch=1)
-    assert seen == [5 * 16, 16]
+    assert seen == [16] * 5 + [16]
     assert _made("ueraser", ctx, repeat_fraction=0.0).settings(ctx.preset)["repeat_epochs"] == 0  # UEraser-Lite
 
 
@@ -367,11 +378,29 @@ def test_ueraser_loss_is_the_mean_over_images_of_the_largest_copy_loss(cifar_sma
     cm = _made("ueraser", ctx)
     loss = cm.training_step(model, x, y, epoch=0)
     cm.setup(ctx)  # the same generator state again: the same five copies
-    copies = cm.transform(x.repeat(5, 1, 1, 1), cm._gen, 5)
     with torch.no_grad():
-        per_copy = F.cross_entropy(model(copies), y.repeat(5), reduction="none").view(5, 8)
+        per_copy = torch.stack([F.cross_entropy(model(cm.transform(x, cm._gen)), y, reduction="none") for _ in range(5)])
     assert torch.allclose(loss, per_copy.max(0).values.mean(), atol=1e-5)
     assert loss > per_copy.mean() + 1e-3
+
+
+def test_ueraser_copies_are_separate_augmentation_calls_each_with_its_own_trivialaugment_operation(cifar_small, ctx):
+    x, y = _batch(cifar_small, 16)
+    cm = _made("ueraser", ctx, plasma_prob=0.0)
+    chosen: list[tuple[int, str]] = []
+    trivial = cm._kornia[-1]
+    pick = trivial.get_forward_sequence
+
+    def record(params=None):
+        sequence = list(pick(params))
+        chosen.append((len(sequence), sequence[0][0]))
+        return iter(sequence)
+
+    trivial.get_forward_sequence = record
+    for _ in range(4):  # 4 repeat steps of 5 copies
+        cm.training_step(create_model("tinycnn", 10), x, y, epoch=0)
+    assert len(chosen) == 20, "one augmentation call per copy"
+    assert len({name for _, name in chosen}) > 3, "TrivialAugment picks an operation per copy, not one for all copies"
 
 
 @pytest.mark.parametrize("prob, expected", [(1.0, "all"), (0.0, "none"), (0.5, "some")])
@@ -397,12 +426,13 @@ def test_ueraser_jpeg_codes_each_copy_at_its_own_quality_in_10_to_99(cifar_small
     for jpeg in (False, True):
         cm = _made("ueraser", ctx, jpeg=jpeg, plasma_prob=0.0)
         cm._kornia = torch.nn.Identity()  # leave only the JPEG stage
-        out = cm.transform(x.repeat(5, 1, 1, 1), torch.Generator().manual_seed(3), copies=5)
+        gen = torch.Generator().manual_seed(3)
+        out = [cm.transform(x, gen) for _ in range(5)]  # the five copies of one repeat step
         if not jpeg:
-            assert torch.equal(out, x.repeat(5, 1, 1, 1)), "no JPEG by default"
+            assert all(torch.equal(part, x) for part in out), "no JPEG by default"
             continue
         uint8 = (x * 255).round().to(torch.uint8)
-        for part in out.chunk(5):
+        for part in out:
             match = [q for q in range(10, 100) if torch.equal(part, TF.jpeg(uint8, q).float() / 255)]
             assert match, "each copy is the real JPEG codec's output at a quality in [10, 100)"
             qualities.append(match[0])
