@@ -90,7 +90,6 @@ class RobustErrorMinimizing(Method):
             minmax = _MinMinMax(folded(model), s, gen)
             defended = random_crop_flip((xb + minmax.noise(xb, yb)).clamp(0, 1), gen)
             adv = minmax.attack(defended, yb)
-            model.train()
             logits = model(adv)
             loss = F.cross_entropy(logits, yb)
             opt.zero_grad(set_to_none=True)
