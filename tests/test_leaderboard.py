@@ -198,11 +198,11 @@ def test_published_rows_render_back_to_the_same_table(tmp_path):
 
 
 # Trainer 4 (evaluation with folded batch norms), the folded attacks of `adv_train` (2), `em`, `em-classwise`,
-# `rem` (3) and `tap` (4), and UEraser's separate copies (3) re-run every published cell; the re-run is under way
-# (docs/results.md). Until it lands, the published rows must be what this checkout computes with exactly these
-# versions set back.
+# `rem` (3) and `tap` (4), UEraser's separate copies (3) and the channels_last purifiers (`dvae`, `diffusion` 2)
+# re-run every published cell; the re-run is under way (docs/results.md). Until it lands, the published rows must
+# be what this checkout computes with exactly these versions set back.
 SUPERSEDED = {"trainer": "3", "method": {"em": "2", "em-classwise": "2", "rem": "2", "tap": "3"},
-              "countermeasure": {"adv_train": "1", "ueraser": "2"}}
+              "countermeasure": {"adv_train": "1", "ueraser": "2", "dvae": "1", "diffusion": "1"}}
 
 
 def test_the_published_leaderboard_renders_its_table_and_every_row_is_current(data_root, tmp_path, monkeypatch):
