@@ -10,6 +10,7 @@ import torch
 
 from benchmark.cli import main
 from benchmark.cost import measure_model
+from benchmark.folding import folded
 from benchmark.models import create_model
 from benchmark.presets import PRESETS
 from benchmark.registry import models
@@ -25,7 +26,8 @@ PUBLISHED_PARAMETERS = {  # millions, as the architectures' CIFAR-10 versions ar
 @pytest.mark.parametrize("name", models.names())
 def test_every_model_keeps_the_contract_and_learns(name, cifar_small):
     """Logits for 32×32 inputs in [0, 1]; `.features` is the N×C×h×w map that `.head` reads after pooling;
-    a few SGD steps on real images lower the loss; the same seed builds the same weights."""
+    a few SGD steps on real images lower the loss; its folded eval copy computes the same logits; the same seed
+    builds the same weights."""
     torch.manual_seed(0)
     model = create_model(name, 10)
     x, y = cifar_small.images[:4].float() / 255, cifar_small.labels[:4]  # DenseNet-121 takes 1 s an image here
@@ -43,6 +45,8 @@ def test_every_model_keeps_the_contract_and_learns(name, cifar_small):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0], f"{name} did not fit 4 images: {losses}"
+    with torch.no_grad():  # evaluation and the attacks run on this copy
+        assert torch.allclose(folded(model)(x), model.eval()(x), rtol=1e-4, atol=1e-4)
     torch.manual_seed(0)
     again = create_model(name, 10)
     torch.manual_seed(0)
