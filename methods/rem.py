@@ -132,7 +132,7 @@ class _MinMinMax:
         for _ in range(self.s["steps"]):
             delta.requires_grad_(True)
             defended = random_crop_flip((x + delta).clamp(0, 1).repeat(k, 1, 1, 1), self.gen)
-            adv = self._attack(defended.detach(), y.repeat(k))
+            adv = self.attack(defended, y.repeat(k))
             adv.requires_grad_(True)
             grad_adv = torch.autograd.grad(F.cross_entropy(self.model(adv), y.repeat(k)), adv)[0]
             # The attack's output moves one-for-one with its input inside the radius: pass its gradient through.
@@ -141,10 +141,9 @@ class _MinMinMax:
         return delta.detach()
 
     def attack(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The crafting model's adversarial training input: PGD at the adversarial radius."""
-        return self._attack(x.detach(), y)
-
-    def _attack(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """PGD at the adversarial radius: the crafting model's adversarial training input, and the worst case
+        inside `noise`."""
+        x = x.detach()
         if self.radius == 0 or self.s["adv_steps"] == 0:
             return x
         step = self.s["adv_step_size"] / 255
