@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .heap import keep_freed_memory
 from .imported import PREFIX, parse_budget
 from .plugins import Plugin, build
 from .presets import PLUMBING_ONLY, PRESETS, Preset, get_preset
@@ -523,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    keep_freed_memory()  # this process computes at --jobs 1, in `trace`, `profile`, ...
     strict, Registry.strict = Registry.strict, args.strict_plugins
     try:
         if args.command == "run":

@@ -18,6 +18,8 @@ from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol, TypeVar
 
+from .heap import keep_freed_memory
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -159,6 +161,7 @@ def _worker_main(fn: Callable[[Any], Any], conn: Connection, driver_pid: int, th
     import torch  # here, not at the top: a driver has no need of it (seconds saved per driver start)
 
     torch.set_num_threads(threads)
+    keep_freed_memory()
     while True:
         try:
             task = conn.recv()

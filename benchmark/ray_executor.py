@@ -19,6 +19,7 @@ from typing import Any, Callable
 import torch
 
 from .data import resolve_data_root
+from .heap import keep_freed_memory
 from .progress import clock
 from .runner import ENV_CACHE_DIR, Cell, GridConfig, GridLog, Plan, _plan, _run_task, failed_row
 from .scheduler import CPU_THREADS, make_set, prepare_countermeasure, set_finished
@@ -222,28 +223,34 @@ def _original(exc: BaseException) -> BaseException:
     return cause
 
 
+def _compute_here(threads: int) -> None:
+    """Set up this worker process for a task: its torch threads, and a heap that keeps freed memory."""
+    torch.set_num_threads(threads)
+    keep_freed_memory()
+
+
 def _measured(threads: int, config: GridConfig, pending: list[Cell], sets: list[tuple[str, int]],
               prepares: list[str]) -> Plan:
     """The grid's plan, measured on a worker."""
-    torch.set_num_threads(threads)
+    _compute_here(threads)
     return _plan(config, pending, sets, prepares)
 
 
 def _protected(config: GridConfig, method_name: str, seed: int, threads: int) -> dict[str, Any]:
     """Make one protected set on a worker (or find it in the cache); only its record travels back."""
-    torch.set_num_threads(threads)
+    _compute_here(threads)
     return make_set(config, method_name, seed)
 
 
 def _prepare(config: GridConfig, name: str, threads: int) -> float:
     """Build on a worker what a countermeasure's cells share (into the cache); returns the seconds it took."""
-    torch.set_num_threads(threads)
+    _compute_here(threads)
     return prepare_countermeasure(config, name)
 
 
 def _cell(cell: Cell, config: GridConfig, threads: int, generated: dict[str, Any], prepared: float) -> dict[str, Any]:
     """One cell on a worker: its row, ok or failed. Ray runs it once its set (`generated`, that task's record)
     and its countermeasure's prepare (`prepared`, waited for only) have finished well."""
-    torch.set_num_threads(threads)
+    _compute_here(threads)
     fresh = frozenset() if generated["cached"] else frozenset({(cell.method, cell.seed)})
     return _run_task((cell, config, fresh))

@@ -72,3 +72,27 @@ def make_once(task: tuple[str, str]) -> float:
 
     tensors, _, _ = ArtifactCache(root).get_or_create("thing", {"name": name}, create)
     return float(tensors["x"].sum())
+
+
+def step_faults(steps: int) -> int:
+    """Minor page faults of `steps` quick-victim training steps at one thread (after three to warm up)."""
+    import resource
+
+    import torch
+    import torch.nn.functional as F
+
+    from benchmark.models import create_model
+
+    torch.set_num_threads(1)
+    model = create_model("fastcnn", 10).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = torch.rand(128, 3, 32, 32).contiguous(memory_format=torch.channels_last), torch.randint(0, 10, (128,))
+    before = 0
+    for step in range(3 + steps):
+        if step == 3:
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
