@@ -5,28 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-STEP_RATE = """
-import time, torch, torch.nn.functional as F
-{setup}
-from benchmark.models import create_model
-torch.set_num_threads(1)
-model = create_model("fastcnn", 10).to(memory_format=torch.channels_last)
-opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True)
-x, y = torch.rand(128, 3, 32, 32).contiguous(memory_format=torch.channels_last), torch.randint(0, 10, (128,))
-def step():
-    loss = F.cross_entropy(model(x), y); opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-for _ in range(5):
-    step()
-start = time.perf_counter()
-for _ in range(100):
-    step()
-print(100 * 128 / (time.perf_counter() - start))
-"""
-KEEP = "from benchmark.heap import keep_freed_memory; assert keep_freed_memory()"
+KEEP = "from benchmark.heap import keep_freed_memory; assert keep_freed_memory()\n"
 
 
 def _rate(setup: str) -> float:
-    code = STEP_RATE.format(setup=setup)
+    code = setup + "from tests.pool_tasks import quick_steps; print(quick_steps(100)[0])"
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
