@@ -15,7 +15,7 @@ def keep_freed_memory() -> bool:
 
     PyTorch's CPU allocator caches nothing, so each training step frees its activations and allocates them
     again. glibc hands large blocks back to the OS (mmap, heap trimming) and the next step faults the pages in
-    afresh: 15 % of a quick victim's step on a 2-core machine, and a quarter of a DH hiding network's time in a
+    afresh: a sixth of a quick victim's step on a 2-core machine, and a quarter of a DH hiding network's time in a
     grid worker (docs/performance.md). Which memory a tensor gets does not change what it computes."""
     if not sys.platform.startswith("linux"):
         return False

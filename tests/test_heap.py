@@ -46,3 +46,17 @@ def test_a_victim_trains_to_the_same_bits_on_either_heap():
     )
     kept = _in_fresh_python("from benchmark.heap import keep_freed_memory; keep_freed_memory()\n" + train)
     assert kept == _in_fresh_python(train)
+
+
+def test_without_glibc_the_heap_is_left_as_it_is(monkeypatch):
+    import benchmark.heap as heap
+
+    monkeypatch.setattr(heap.sys, "platform", "darwin")
+    assert heap.keep_freed_memory() is False
+    monkeypatch.setattr(heap.sys, "platform", "linux")
+
+    def no_libc(*args, **kwargs):
+        raise OSError("no C library here")
+
+    monkeypatch.setattr(heap.ctypes, "CDLL", no_libc)
+    assert heap.keep_freed_memory() is False
