@@ -2,15 +2,7 @@
 step at one thread, each round in two fresh processes, interleaved."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
-KEEP = "from benchmark.heap import keep_freed_memory; assert keep_freed_memory()\n"
-
-
-def _rate(setup: str) -> float:
-    code = setup + "from tests.pool_tasks import quick_steps; print(quick_steps(100)[0])"
-    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+from tests.test_heap import quick_steps_in_fresh_python
 
 
 def test_the_quick_step_on_a_heap_that_keeps_freed_memory(benchmark):
@@ -18,8 +10,8 @@ def test_the_quick_step_on_a_heap_that_keeps_freed_memory(benchmark):
     default, kept = [], []
 
     def round_() -> None:
-        default.append(_rate(""))
-        kept.append(_rate(KEEP))
+        default.append(quick_steps_in_fresh_python(100, keep=False)[0])
+        kept.append(quick_steps_in_fresh_python(100, keep=True)[0])
 
     benchmark.pedantic(round_, rounds=3, iterations=1)
     ratio = max(kept) / max(default)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,15 +12,23 @@ from tests.pool_tasks import quick_steps
 
 glibc = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
 STEPS = 40
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _in_fresh_python(code: str) -> str:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def quick_steps_in_fresh_python(steps: int, keep: bool) -> tuple[float, int]:
+    """`quick_steps` in a new Python process, on the kept heap or on glibc's default."""
+    setup = "from benchmark.heap import keep_freed_memory; assert keep_freed_memory()\n" if keep else ""
+    rate, faults = _in_fresh_python(setup + f"from tests.pool_tasks import quick_steps; print(*quick_steps({steps}))").split()
+    return float(rate), int(faults)
 
 
 def _faults(keep: bool) -> int:
-    setup = "from benchmark.heap import keep_freed_memory; assert keep_freed_memory()\n" if keep else ""
-    return int(_in_fresh_python(setup + f"from tests.pool_tasks import quick_steps; print(quick_steps({STEPS})[1])"))
+    return quick_steps_in_fresh_python(STEPS, keep)[1]
 
 
 @glibc
