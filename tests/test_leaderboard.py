@@ -197,35 +197,22 @@ def test_published_rows_render_back_to_the_same_table(tmp_path):
     assert again.mean.equals(board.mean) and again.status.equals(board.status)
 
 
-# Trainer 4 (evaluation with folded batch norms), the folded attacks of `adv_train` (2), `em`, `em-classwise`,
-# `rem` (3) and `tap` (4), UEraser's separate copies (3) and the channels_last purifiers (`dvae`, `diffusion` 2)
-# re-run every published cell; the re-run is under way (docs/results.md). Until it lands, the published rows must
-# be what this checkout computes with exactly these versions set back.
-SUPERSEDED = {"trainer": "3", "method": {"em": "2", "em-classwise": "2", "rem": "2", "tap": "3"},
-              "countermeasure": {"adv_train": "1", "ueraser": "2", "dvae": "1", "diffusion": "1"}}
-
-
-def test_the_published_leaderboard_renders_its_table_and_every_row_is_current(data_root, tmp_path, monkeypatch):
-    """The quick table: rendered from its rows, and every row's cell id is the one this checkout computes (rows of
-    an earlier commit are carried only while that holds; a plugin change makes this fail until they are re-run),
-    but for the versions in SUPERSEDED."""
-    import benchmark.runner as runner
-    from benchmark.registry import countermeasures, methods
+def test_the_published_leaderboard_renders_its_table_and_every_row_is_current(data_root, tmp_path):
+    """The quick table: rendered from its rows (three seeds a cell), and every row's cell id is the one this
+    checkout computes (a plugin or trainer change makes this fail until the cells are re-run)."""
     from benchmark.runner import Cell, GridConfig
 
-    monkeypatch.setattr(runner, "TRAINER_VERSION", SUPERSEDED["trainer"])
-    for registry, kind in ((methods, "method"), (countermeasures, "countermeasure")):
-        for name, version in SUPERSEDED[kind].items():
-            monkeypatch.setattr(registry.get(name), "version", version)
-    rows = [json.loads(line) for line in (PUBLISHED / "cifar10-quick.seed0.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for seed in range(3)
+            for line in (PUBLISHED / f"cifar10-quick.seed{seed}.jsonl").read_text().splitlines()]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         (board,) = build_leaderboards(rows)
-    assert all("git commits" in str(w.message) or "versions differ" in str(w.message) for w in caught), caught
+    assert caught == []  # one commit, a clean checkout, one set of library versions
     published = pd.read_csv(PUBLISHED / "cifar10-quick.csv", index_col="method")
     pd.testing.assert_frame_equal(board.mean.round(2), published, check_names=False)
-    assert {r["schema"] for r in rows} == {2} and not any(r["git_dirty"] for r in rows) and len(rows) == 228
-    assert {r["git_commit"][:7] for r in rows} == {"0dff1c8"}  # the re-run under trainer 3, from one commit
+    assert {r["schema"] for r in rows} == {2} and not any(r["git_dirty"] for r in rows) and len(rows) == 684
+    assert {r["git_commit"][:7] for r in rows} == {"106d349"}
+    assert (board.seeds.to_numpy() == 3).all()
     config = GridConfig(preset="quick", data_root=data_root, cache_dir=str(tmp_path), device="cpu")
     stale = [r["cell_id"] for r in rows if Cell(r["method"], r["countermeasure"], r["seed"]).cell_id(config) != r["cell_id"]]
     assert stale == []

@@ -27,7 +27,7 @@ from tests.test_leaderboard import _row
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "results" / "leaderboards"
-PUBLISHED_ROWS = PUBLISHED / "cifar10-quick.seed0.jsonl"
+PUBLISHED_ROWS = sorted(PUBLISHED.glob("cifar10-quick.seed*.jsonl"))  # the quick table's rows, one file a seed
 REFERENCE = ROOT / "references" / "cifar10-resnet18.csv"
 EVIL = "<script>window.__pwned = 1</script>"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -148,7 +148,7 @@ def assert_board_equals_csv(page: Path, csv: Path, markdown: Path | None = None)
 @pytest.fixture(scope="module")
 def published_site(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("published-site")
-    assert main(["site", str(PUBLISHED_ROWS), "--out", str(out), "--reference", str(REFERENCE)]) == 0
+    assert main(["site", *map(str, PUBLISHED_ROWS), "--out", str(out), "--reference", str(REFERENCE)]) == 0
     return out
 
 
