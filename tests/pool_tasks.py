@@ -74,7 +74,6 @@ def make_once(task: tuple[str, str]) -> float:
     return float(tensors["x"].sum())
 
 
-
 def quick_steps(steps: int) -> tuple[float, int]:
     """Images/s and minor page faults of `steps` quick-victim training steps at one thread, after 5 to warm up."""
     import resource

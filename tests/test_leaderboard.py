@@ -12,6 +12,7 @@ import pytest
 from benchmark.leaderboard import build_leaderboards, write_leaderboard
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "results" / "leaderboards"
+PUBLISHED_ROWS = [PUBLISHED / f"cifar10-quick.seed{seed}.jsonl" for seed in range(3)]  # the quick table, a file a seed
 
 
 def _id(text: str) -> str:
@@ -202,8 +203,7 @@ def test_the_published_leaderboard_renders_its_table_and_every_row_is_current(da
     checkout computes (a plugin or trainer change makes this fail until the cells are re-run)."""
     from benchmark.runner import Cell, GridConfig
 
-    rows = [json.loads(line) for seed in range(3)
-            for line in (PUBLISHED / f"cifar10-quick.seed{seed}.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for path in PUBLISHED_ROWS for line in path.read_text().splitlines()]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         (board,) = build_leaderboards(rows)

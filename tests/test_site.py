@@ -23,11 +23,9 @@ from benchmark.cli import main
 from benchmark.gallery import GALLERY_DIR, gallery_name, write_gallery
 from benchmark.leaderboard import write_leaderboard
 from benchmark.site import curve_svg, write_site
-from tests.test_leaderboard import _row
+from tests.test_leaderboard import PUBLISHED, PUBLISHED_ROWS, _row
 
 ROOT = Path(__file__).resolve().parents[1]
-PUBLISHED = ROOT / "results" / "leaderboards"
-PUBLISHED_ROWS = sorted(PUBLISHED.glob("cifar10-quick.seed*.jsonl"))  # the quick table's rows, one file a seed
 REFERENCE = ROOT / "references" / "cifar10-resnet18.csv"
 EVIL = "<script>window.__pwned = 1</script>"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
