@@ -125,6 +125,15 @@ def list_plugins(
     return "\n".join(lines)
 
 
+def _preset_spec(text: str) -> str:
+    """An argparse type: a preset name, optionally with [field=value,...], checked before any work."""
+    try:
+        get_preset(text)
+    except KeyError as exc:
+        raise argparse.ArgumentTypeError(exc.args[0]) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
     parser.add_argument("--strict-plugins", action="store_true",
@@ -136,9 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="comma list of methods, 'all' (default) or file:PATH (an imported protected set)")
     run.add_argument("--countermeasures", "--defenses", dest="countermeasures", default="none",
                      help="comma list of countermeasures or 'all' (default: none)")
-    run.add_argument("--preset", default="smoke", choices=list(PRESETS),
+    run.add_argument("--preset", default="smoke", type=_preset_spec,
                      help="smoke (default): seconds per cell, its numbers only test the plumbing; quick: the CPU "
-                          "leaderboard; paper: the published protocol on a GPU (see `list presets`)")
+                          "leaderboard; paper: the published protocol on a GPU (see `list presets`); "
+                          "NAME[field=value,...] changes fields, e.g. 'quick[train_per_class=1000]'")
     run.add_argument("--dataset", default="cifar10", help="cifar10, cifar100 or imagenet-subset")
     run.add_argument("--out", default=None, help="run folder (default: results/runs/DATASET-PRESET)")
     run.add_argument("--data-root", default=None, help="dataset folder (else $UEBENCH_DATA_ROOT, else the user cache)")
@@ -381,7 +391,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         f"{summary.ran} cells run ({summary.failed} failed), {summary.skipped} already finished; "
         f"results in {out / 'results.jsonl'}, leaderboard in {out / 'leaderboard.md'}"
         + (f"\n(preset {args.preset}: these numbers test the plumbing only; use --preset quick for results)"
-           if args.preset in PLUMBING_ONLY else "")
+           if get_preset(args.preset).name in PLUMBING_ONLY else "")
     )
     return 1 if summary.failed else 0
 

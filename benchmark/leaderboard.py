@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .identity import digest
-from .presets import PLUMBING_ONLY
+from .presets import plumbing_only
 from .registry import countermeasures, methods
 from .store import read_rows
 
@@ -335,7 +335,7 @@ def _markdown(board: Leaderboard) -> str:
         "`mean` the average. Rows come from results.jsonl; regenerate with `python -m benchmark leaderboard`.\n\n"
         + (f"> Preset `{board.preset}`: these numbers test the plumbing only (a tiny victim, a few epochs); "
            "they say nothing about the methods. Use `--preset quick` or `paper` for results.\n\n"
-           if board.preset in PLUMBING_ONLY else "")
+           if plumbing_only(board.preset) else "")
         + (f"> **Mixed provenance**: these rows may not be comparable.\n>\n{notes}\n" if notes else "")
         + f"{_table(board, board.mean, spread=True)}\n{footnotes}"
         # one seed has no spread to show; a table of zeros would read as perfect agreement
@@ -394,7 +394,7 @@ def _heatmap(board: Leaderboard, path: Path) -> None:
         if board.unstable.any().any() else [])
     if notes:
         ax.set_xlabel("\n".join(notes), fontsize=8)
-    ax.set_title(board.title + (" · plumbing only" if board.preset in PLUMBING_ONLY else ""), fontsize=9)
+    ax.set_title(board.title + (" · plumbing only" if plumbing_only(board.preset) else ""), fontsize=9)
     fig.colorbar(im, ax=ax, label="clean test accuracy (%)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

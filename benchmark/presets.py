@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 
@@ -83,8 +84,55 @@ PRESETS: dict[str, Preset] = {
 PLUMBING_ONLY = frozenset({"smoke"})  # presets whose numbers test the code, not the methods
 
 
-def get_preset(name: str) -> Preset:
-    """The preset called `name`; an unknown name lists the valid ones."""
+def plumbing_only(label: str) -> bool:
+    """Whether a preset label (`smoke`, `smoke[epochs=2]`) names a preset whose numbers test the code only."""
+    return label.split("[", 1)[0] in PLUMBING_ONLY
+
+
+OVERRIDABLE = ("train_per_class", "test_per_class", "model", "epochs", "batch_size", "lr", "momentum", "weight_decay",
+               "nesterov", "warmup_epochs", "eval_every")
+
+
+def _value(preset: Preset, key: str, text: str) -> object:
+    """`text` as the type of the preset field `key` (integers for the per-class counts, `none` for the full set)."""
+    current = getattr(preset, key)
+    if key in ("train_per_class", "test_per_class"):
+        return None if text.lower() in ("none", "all") else int(text)
+    if isinstance(current, bool):
+        if text.lower() not in ("true", "false"):
+            raise ValueError(f"{key} takes true or false, got {text!r}")
+        return text.lower() == "true"
+    return type(current)(text)
+
+
+def get_preset(spec: str) -> Preset:
+    """The preset `name`, or `name[field=value,...]`: that preset with fields replaced (its name, which picks the
+    methods' per-preset schedules, stays; the changed definition gives it another preset_id). An unknown name or
+    field lists the valid ones."""
+    match = re.fullmatch(r"([\w-]+)(?:\[(.*)\])?", spec.strip())
+    name = match.group(1) if match else spec
     if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
-    return PRESETS[name]
+        raise KeyError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)} (optionally with "
+                       f"[field=value,...] of {', '.join(OVERRIDABLE)})")
+    preset = PRESETS[name]
+    if not match or not match.group(2):
+        return preset
+    changes: dict[str, object] = {}
+    for item in match.group(2).split(","):
+        key, _, text = item.partition("=")
+        key = key.strip()
+        if key not in OVERRIDABLE or not text.strip():
+            raise KeyError(f"preset {spec!r}: {item.strip()!r} is not field=value with a field of {', '.join(OVERRIDABLE)}")
+        try:
+            changes[key] = _value(preset, key, text.strip())
+        except ValueError as e:
+            raise KeyError(f"preset {spec!r}: bad value for {key}: {e}") from None
+    shown = ",".join(f"{k}={v}" for k, v in changes.items())
+    return dataclasses.replace(preset, summary=f"{preset.summary} [changed: {shown}]", **changes)
+
+
+def preset_label(preset: Preset) -> str:
+    """The name, followed by the fields that differ from the registered preset of that name: `quick[epochs=20]`."""
+    base = PRESETS.get(preset.name)
+    changed = [f"{k}={getattr(preset, k)}" for k in OVERRIDABLE if base is not None and getattr(preset, k) != getattr(base, k)]
+    return f"{preset.name}[{','.join(changed)}]" if changed else preset.name

@@ -22,7 +22,7 @@ class Row:
     config_id: str = _doc("SHA-256 of `identity` without the seed: rows that differ only in seed share it")
     status: str = _doc("`ok` or `failed`")
     dataset: str = _doc("dataset name")
-    preset: str = _doc("preset name")
+    preset: str = _doc("preset name, followed by the fields changed from it: `quick[epochs=20]`")
     preset_id: str = _doc("SHA-256 of the preset's full definition")
     model: str = _doc("victim network")
     seed: int = _doc("cell seed (generation, pre-processing and victim streams derive from it)")

@@ -29,7 +29,7 @@ from .identity import (
 from .metrics import BudgetError, perturbation_metrics
 from .plugins import Context, Countermeasure, Method, build
 from .progress import GridProgress, clock
-from .presets import PLUMBING_ONLY, Preset, get_preset
+from .presets import PLUMBING_ONLY, Preset, get_preset, preset_label
 from .registry import countermeasures, methods, models
 from .row import Row
 from .store import RunLock, append_row, carry_rows, finished_ids
@@ -219,7 +219,7 @@ def _cell_fields(cell: Cell, config: GridConfig) -> dict[str, Any]:
     return {
         "cell_id": cell.cell_id(config, identity),
         "config_id": digest({k: v for k, v in identity.items() if k != "seed"}),
-        "dataset": config.dataset, "preset": p.name, "preset_id": digest(identity["preset"]), "model": cell.victim(config),
+        "dataset": config.dataset, "preset": preset_label(p), "preset_id": digest(identity["preset"]), "model": cell.victim(config),
         "seed": cell.seed, "poison_ratio": cell.poison_ratio, "identity": identity,
         "method": method.name, "method_id": digest(identity["method"]), "method_label": plugin_label(method),
         "method_params": method.params(),

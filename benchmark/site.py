@@ -25,7 +25,7 @@ import pandas as pd
 from .gallery import GALLERY_DIR, gallery_name
 from .leaderboard import (FAILED, MISSING, OK, SUMMARY_COLUMNS, UNSTABLE_MARK, UNSTABLE_SPREAD, Leaderboard,
                           _cells, _flat, _inside, _safe, _stems, build_leaderboards)
-from .presets import PLUMBING_ONLY
+from .presets import plumbing_only
 from .store import read_rows
 
 STATIC = Path(__file__).with_name("site_static")
@@ -259,7 +259,7 @@ def board_page(board: Leaderboard, method_files: dict[str, str]) -> str:
         body.append(f"<tr data-method=\"{_e(method)}\">{''.join(tds)}</tr>")
 
     notes = []
-    if board.preset in PLUMBING_ONLY:
+    if plumbing_only(board.preset):
         notes.append(f"Preset <code>{_e(board.preset)}</code>: these numbers test the plumbing only (a tiny victim, "
                      "a few epochs); they say nothing about the methods.")
     if board.provenance:
@@ -400,7 +400,7 @@ def index_page(boards: list[Leaderboard], files: list[str], method_files: dict[s
         cms = [c for c in board.mean.columns if c not in SUMMARY_COLUMNS]
         rows.append(
             f"<tr><td>{_e(board.dataset)}</td><td>{_e(board.preset_label)}"
-            + (" <span class=\"muted\">(plumbing only)</span>" if board.preset in PLUMBING_ONLY else "")
+            + (" <span class=\"muted\">(plumbing only)</span>" if plumbing_only(board.preset) else "")
             + f"</td><td>{_e(board.model)}</td>"
             f"<td class=\"num\" data-value=\"{board.poison_ratio!r}\">{board.poison_ratio:.0%}</td>"
             f"<td class=\"num\" data-value=\"{counts.max() if counts.size else 0}\">{seeds}</td>"
