@@ -282,11 +282,18 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--countermeasure-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
     prof.add_argument("--out", default=None, metavar="FILE.json", help="also write the measurements as JSON here")
 
-    cmp = sub.add_parser("compare", help="our cells beside reference numbers, and the protocol's facts checked")
+    cmp = sub.add_parser("compare", help="agreement figures with reference numbers, our cells beside theirs, and the "
+                                         "protocol's facts checked")
     cmp.add_argument("run_dirs", nargs="+", metavar="RUN", help="run folders or results .jsonl files")
     cmp.add_argument("--reference", required=True, metavar="PATH.csv",
-                     help="CSV of method,countermeasure,acc,source (e.g. references/cifar10-resnet18.csv)")
+                     help="CSV of method,countermeasure,acc,source[,params] (e.g. references/cifar10-resnet18.csv)")
     cmp.add_argument("--out", default=None, metavar="FILE.md", help="also write the Markdown here")
+    cmp.add_argument("--metric", default="final_acc", choices=["final_acc", "peak_acc"],
+                     help="our accuracy after the last epoch (default) or at the best evaluation (early stopping)")
+    cmp.add_argument("--resamples", type=int, default=1000, metavar="N",
+                     help="bootstrap resamples of the seeds for the figures' intervals (default: 1000)")
+    cmp.add_argument("--json", default=None, metavar="FILE.json",
+                     help="also write the agreement figures and per-cell verdicts as JSON here")
 
     site = sub.add_parser("site", help="render a static web site (HTML, CSS, a little JavaScript) from result rows")
     site.add_argument("run_dirs", nargs="+", metavar="PATH", help="run folders or results .jsonl files")
@@ -568,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "compare":
             from .compare import write_comparison
 
-            text = write_comparison(args.run_dirs, args.reference)
+            text = write_comparison(args.run_dirs, args.reference, args.metric, args.resamples, args.json)
             if args.out:
                 Path(args.out).write_text(text)
             print(text)

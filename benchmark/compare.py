@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -10,17 +11,12 @@ from typing import Any
 
 import pandas as pd
 
+from .agreement import MIN_DAMAGE, RESTORED, TARGETS, Agreement, ReferenceCell, agreement
 from .leaderboard import SUMMARY_COLUMNS, Leaderboard, build_leaderboards
 from .store import read_rows
 
-# A countermeasure "restores" a method when it wins back at least this share of the accuracy the
-# method took away: (acc(m, d) − acc(m, none)) / (acc(clean, d) − acc(m, none)). On the reference
-# numbers it separates the facts cleanly (LSP under grayscale 0.65, TAP 0.05, OPS under AT 0.00).
-RESTORED = 0.5
-# Below this many points of damage (clean under the countermeasure minus the method under `none`) the
-# share is noise over noise: a method that barely protects cannot show whether something restores it.
-MIN_DAMAGE = 10.0
-REFERENCE_COLUMNS = ("method", "countermeasure", "acc", "source")
+REFERENCE_COLUMNS = ("method", "countermeasure", "acc", "source")  # and optionally `params`: "k=v k=v"
+METRICS = ("final_acc", "peak_acc")
 
 
 @dataclass(frozen=True)
@@ -62,8 +58,9 @@ FACTS = (
 CONTRASTS = (Contrast("adversarial training restores EM more than REM", "adv_train", "em", "rem"),)
 
 
-def read_reference(path: str | os.PathLike) -> pd.DataFrame:
-    """A reference CSV (method, countermeasure, acc in %, source) as a method × countermeasure table."""
+def read_reference(path: str | os.PathLike) -> list[ReferenceCell]:
+    """A reference CSV: columns method, countermeasure, acc (in %), source, and optionally params, the
+    countermeasure's settings in that cell as space-separated `name=value` in our parameter names."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no reference file at {path}")
@@ -72,8 +69,25 @@ def read_reference(path: str | os.PathLike) -> pd.DataFrame:
     missing = [c for c in REFERENCE_COLUMNS if rows and c not in rows[0]]
     if not rows or missing:
         raise ValueError(f"{path}: expected a CSV with columns {', '.join(REFERENCE_COLUMNS)}; missing {', '.join(missing) or 'rows'}")
-    frame = pd.DataFrame(rows)
-    frame["acc"] = pd.to_numeric(frame["acc"], errors="raise")
+    cells = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            acc = float(row["acc"])
+        except ValueError:
+            raise ValueError(f"{path}, line {line}: acc {row['acc']!r} is not a number") from None
+        params = {}
+        for item in (row.get("params") or "").split():
+            key, eq, value = item.partition("=")
+            if not eq or not key:
+                raise ValueError(f"{path}, line {line}: params item {item!r} is not name=value")
+            params[key] = value
+        cells.append(ReferenceCell(row["method"], row["countermeasure"], acc, params, row["source"]))
+    return cells
+
+
+def reference_table(cells: list[ReferenceCell]) -> pd.DataFrame:
+    """Reference cells as a method × countermeasure table of accuracies (%)."""
+    frame = pd.DataFrame([{"method": c.method, "countermeasure": c.countermeasure, "acc": c.acc} for c in cells])
     return frame.pivot_table(index="method", columns="countermeasure", values="acc", aggfunc="first")
 
 
@@ -110,6 +124,8 @@ class Comparison:
     reference: pd.DataFrame
     cells: pd.DataFrame  # "ours (reference)" strings, our methods × our countermeasures
     facts: pd.DataFrame  # one row per (fact, method)
+    agreement: Agreement
+    metric: str = "final_acc"
 
     @property
     def reproduced(self) -> int:
@@ -124,8 +140,15 @@ class Comparison:
         return int(self.facts["verdict"].str.startswith("uncertain").sum())
 
 
-def compare(rows: list[dict[str, Any]], reference: pd.DataFrame) -> Comparison:
-    """Compare one leaderboard's rows with a reference table (from `read_reference`)."""
+def compare(rows: list[dict[str, Any]], cells: list[ReferenceCell], metric: str = "final_acc",
+            resamples: int = 1000) -> Comparison:
+    """Compare one leaderboard's rows with reference cells (from `read_reference`), on the rows' final accuracy
+    or their peak (`metric`, the best evaluation of the run: what early stopping would have kept)."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; valid metrics: {', '.join(METRICS)}")
+    if metric != "final_acc":
+        rows = [r | {"final_acc": r.get(metric)} if r.get("status") == "ok" else r for r in rows]
+    reference = reference_table(cells)
     boards = build_leaderboards(rows)
     if len(boards) != 1:
         groups = ", ".join(f"{b.dataset}/{b.preset}/{b.model}" for b in boards) or "none"
@@ -138,8 +161,8 @@ def compare(rows: list[dict[str, Any]], reference: pd.DataFrame) -> Comparison:
         text = "–" if math.isnan(mine) else f"{mine:.1f}"
         return text if math.isnan(theirs) else f"{text} ({theirs:.1f})"
 
-    cells = pd.DataFrame({d: {m: cell(m, d) for m in ours.index} for d in ours.columns}).reindex(ours.index)
-    cells.index.name = "method"
+    table = pd.DataFrame({d: {m: cell(m, d) for m in ours.index} for d in ours.columns}).reindex(ours.index)
+    table.index.name = "method"
     budgets = {r["method"]: r.get("budget", "") for r in rows if r.get("status") == "ok"}
     budgets = {m: budgets[m] for m in ours.index if m in budgets}
     seeds = sorted({seed for accs in board.accs.values() for seed in accs})
@@ -167,7 +190,8 @@ def compare(rows: list[dict[str, Any]], reference: pd.DataFrame) -> Comparison:
                 "verdict": verdict,
             })
     verdicts += [_contrast(c, ours, reference, per_seed) for c in CONTRASTS if {c.more, c.less} <= set(budgets)]
-    return Comparison(board, reference, cells, pd.DataFrame(verdicts, columns=["fact", "method", "ours", "reference", "verdict"]))
+    facts = pd.DataFrame(verdicts, columns=["fact", "method", "ours", "reference", "verdict"])
+    return Comparison(board, reference, table, facts, agreement(board, cells, resamples), metric)
 
 
 def _contrast(c: Contrast, ours: pd.DataFrame, reference: pd.DataFrame, per_seed: list[pd.DataFrame]) -> dict[str, str]:
@@ -206,12 +230,59 @@ def _pair(table: pd.DataFrame, method: str, countermeasure: str, share: float) -
     return f"{base:.1f} → {after:.1f} ({shown})"
 
 
+def _range(interval: tuple[float, float], fmt: str) -> str:
+    low, high = interval
+    return "–" if math.isnan(low) else f"{format(low, fmt)}–{format(high, fmt)}"
+
+
+def agreement_markdown(a: Agreement) -> str:
+    """The agreement figures with their intervals and targets, the excluded cells and the per-cell verdicts."""
+    f, met, iv = a.figures, a.met(), a.intervals
+    yes = {True: "yes", False: "**no**"}
+    figures = pd.DataFrame([
+        ("restored-or-not verdicts agree, over judged cells", f"{f.agree} / {f.judged} = {f.verdicts:.0%}"
+         if f.judged else "no judged cell", _range(iv["verdicts"], ".0%"), f"≥ {TARGETS['verdicts']:.0%}",
+         yes[met["verdicts"]]),
+        (f"Spearman of the restoration shares ({f.spearman_cells} cells)", f"{f.spearman:.2f}",
+         _range(iv["spearman"], ".2f"), f"≥ {TARGETS['spearman']}", yes[met["spearman"]]),
+        ("efficacy gap: max \\|relative `none` accuracy, ours − reference's\\|",
+         f"{f.efficacy_gap:.2f} ({f.gap_method})" if f.gap_method else "–", _range(iv["efficacy_gap"], ".2f"),
+         f"≤ {TARGETS['efficacy_gap']}", yes[met["efficacy_gap"]]),
+        ("seeds per compared cell (fewest)", str(a.seeds), "", f"≥ {TARGETS['seeds']}", yes[met["seeds"]]),
+    ], columns=["figure", "value", f"95 % interval ({a.resamples} seed resamples)", "target", "met"])
+    cells = pd.DataFrame([{
+        "method": c.method, "countermeasure": c.countermeasure, "our column": c.column,
+        "ours: none → c (clean c)": f"{c.ours[0]:.1f} → {c.ours[1]:.1f} ({c.ours[2]:.1f})",
+        "share": f"{c.share:.2f}", "reference share": f"{c.reference_share:.2f}",
+        "verdict": ("agree" if c.agrees else "DISAGREE") if c.judged else f"not judged (damage {c.damage:.1f})",
+    } for c in a.cells if not c.excluded])
+    excluded = pd.DataFrame([{"method": c.method, "countermeasure": c.countermeasure, "why": c.excluded}
+                             for c in a.excluded])
+    efficacy = a.efficacy.round(2)
+    return (
+        "## Agreement with the reference\n\n"
+        f"For each reference cell (method m, countermeasure c): damage = clean(c) − m(none), share = (m(c) − m(none)) "
+        f"/ damage, restored = share ≥ {RESTORED}; a cell is judged where our damage is ≥ {MIN_DAMAGE:g} points. "
+        "Relative `none` accuracy = m(none) / clean(none). The intervals resample the seeds with replacement (the "
+        "same draw for every cell). A reference cell is compared only with a column of ours that runs the "
+        "reference's settings.\n\n"
+        f"{figures.to_markdown(index=False)}\n\n"
+        "Relative `none` accuracy per method:\n\n"
+        f"{efficacy.to_markdown()}\n\n"
+        + (f"### Excluded reference cells ({len(excluded)})\n\n{excluded.to_markdown(index=False)}\n\n"
+           if len(excluded) else "")
+        + (f"### Cells\n\n{cells.to_markdown(index=False)}\n" if len(cells) else "")
+    )
+
+
 def render_markdown(result: Comparison, reference_name: str) -> str:
-    """The comparison as Markdown: the cell table, then the facts with verdicts."""
+    """The comparison as Markdown: the agreement figures, the cell table, then the facts with verdicts."""
+    what = "Final" if result.metric == "final_acc" else "Peak (best evaluation)"
     return (
         f"# Comparison: {result.board.title} vs `{reference_name}`\n\n"
-        "Final clean test accuracy (%), ours (reference in brackets where it has the cell).\n\n"
+        f"{what} clean test accuracy (%), ours (reference in brackets where it has the cell).\n\n"
         f"{result.cells.to_markdown()}\n\n"
+        f"{agreement_markdown(result.agreement)}\n"
         f"## Qualitative facts: {result.reproduced} of {result.checked} reproduced"
         + (f", {result.uncertain} uncertain" if result.uncertain else "") + "\n\n"
         f"Each cell: seed-mean accuracy under `none` → under the countermeasure (share of the method's damage won "
@@ -222,7 +293,11 @@ def render_markdown(result: Comparison, reference_name: str) -> str:
     )
 
 
-def write_comparison(run_dirs: list[str | os.PathLike], reference_path: str | os.PathLike) -> str:
-    """Markdown comparing the runs' rows with the reference CSV."""
-    result = compare(read_rows(run_dirs), read_reference(reference_path))
+def write_comparison(run_dirs: list[str | os.PathLike], reference_path: str | os.PathLike,
+                     metric: str = "final_acc", resamples: int = 1000,
+                     json_path: str | os.PathLike | None = None) -> str:
+    """Markdown comparing the runs' rows with the reference CSV; `json_path` also gets the agreement as JSON."""
+    result = compare(read_rows(run_dirs), read_reference(reference_path), metric, resamples)
+    if json_path:
+        Path(json_path).write_text(json.dumps(result.agreement.as_dict(), indent=1) + "\n")
     return render_markdown(result, Path(reference_path).name)

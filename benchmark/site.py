@@ -22,6 +22,7 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
+from .agreement import TARGETS, Agreement
 from .gallery import GALLERY_DIR, gallery_name
 from .leaderboard import (FAILED, MISSING, OK, SUMMARY_COLUMNS, UNSTABLE_MARK, UNSTABLE_SPREAD, Leaderboard,
                           _cells, _flat, _inside, _safe, _stems, build_leaderboards)
@@ -353,11 +354,41 @@ def method_page(label: str, entries: list[tuple[Leaderboard, str, dict[str, Any]
     ))
 
 
+def _agreement_html(a: Agreement) -> str:
+    """The agreement figures (benchmark.agreement) and the reference cells left out, as HTML tables."""
+    f, met, iv = a.figures, a.met(), a.intervals
+
+    def span(key: str, fmt: str) -> str:
+        low, high = iv.get(key, (math.nan, math.nan))
+        return "" if math.isnan(low) else f"{format(low, fmt)}–{format(high, fmt)}"
+
+    figures = [
+        ("verdicts agree (judged cells)", f"{f.agree} / {f.judged}" + (f" = {f.verdicts:.0%}" if f.judged else ""),
+         span("verdicts", ".0%"), f"≥ {TARGETS['verdicts']:.0%}", met["verdicts"]),
+        (f"Spearman of the shares ({f.spearman_cells} cells)", f"{f.spearman:.2f}", span("spearman", ".2f"),
+         f"≥ {TARGETS['spearman']}", met["spearman"]),
+        ("efficacy gap", f"{f.efficacy_gap:.2f} ({f.gap_method})" if f.gap_method else "–",
+         span("efficacy_gap", ".2f"), f"≤ {TARGETS['efficacy_gap']}", met["efficacy_gap"]),
+        ("seeds per cell (fewest)", str(a.seeds), "", f"≥ {TARGETS['seeds']}", met["seeds"]),
+    ]
+    table = ("<table id=\"agreement\"><thead><tr><th>figure</th><th>value</th><th>95 % interval over seeds</th>"
+             "<th>target</th><th>met</th></tr></thead><tbody>"
+             + "".join(f"<tr><td>{_e(n)}</td><td class=\"num\">{_e(v)}</td><td class=\"num\">{_e(i)}</td>"
+                       f"<td>{_e(t)}</td><td>{'yes' if ok else '<strong>no</strong>'}</td></tr>"
+                       for n, v, i, t, ok in figures)
+             + "</tbody></table>")
+    excluded = ("" if not a.excluded else
+                f"<details><summary>{len(a.excluded)} reference cells excluded (other settings or not run)</summary>"
+                "<ul>" + "".join(f"<li>{_e(c.method)} × {_e(c.countermeasure)}: {_e(c.excluded)}</li>"
+                                 for c in a.excluded) + "</ul></details>")
+    return f"<h3>Agreement with the reference</h3>{table}{excluded}"
+
+
 def compare_page(boards: list[Leaderboard], files: list[str], reference: str | os.PathLike) -> str:
     """Per board: our cells beside the reference's, and the protocol's facts checked (benchmark.compare)."""
     from .compare import compare, read_reference
 
-    table = read_reference(reference)
+    table = read_reference(reference)  # reference cells
     sections = []
     for board, file in zip(boards, files):
         title = f"<h2><a href=\"{_e(file)}\">{_e(board.title)}</a></h2>"
@@ -382,7 +413,8 @@ def compare_page(boards: list[Leaderboard], files: list[str], reference: str | o
                            for record in result.facts.itertuples(index=False))
                  + "</tbody></table>")
         sections.append(
-            f"{title}<p>Final clean test accuracy (%), ours (reference in brackets where it has the cell).</p>"
+            f"{title}{_agreement_html(result.agreement)}"
+            "<p>Final clean test accuracy (%), ours (reference in brackets where it has the cell).</p>"
             f"<div class=\"wrap\">{cells}</div><h3>Qualitative facts: {result.reproduced} of {result.checked} "
             f"reproduced" + (f", {result.uncertain} uncertain" if result.uncertain else "") + "</h3>"
             "<p class=\"muted\">Each cell: seed-mean accuracy under <code>none</code> → under the countermeasure "

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from benchmark.cli import main
-from benchmark.compare import _pair, compare, read_reference, recovery, render_markdown
+from benchmark.compare import _pair, compare, read_reference, recovery, reference_table, render_markdown
 
 REFERENCE = Path(__file__).resolve().parents[1] / "references" / "cifar10-resnet18.csv"
 BUDGETS = {"clean": "unbounded", "em": "L∞ ≤ 8/255", "tap": "L∞ ≤ 8/255", "lsp": "L2 ≤ 1.304", "ops": "L0 ≤ 1 pixel",
@@ -22,9 +22,12 @@ def _rows(table: pd.DataFrame) -> list[dict]:
             for m in table.index if m in BUDGETS for d in table.columns if pd.notna(table.at[m, d])]
 
 
+CELLS = read_reference(REFERENCE)
+
+
 def test_the_reference_numbers_reproduce_every_fact_they_speak_about():
-    reference = read_reference(REFERENCE)
-    result = compare(_rows(reference), reference)
+    reference = reference_table(CELLS)
+    result = compare(_rows(reference), CELLS)
     assert set(result.facts["method"]) == {"em", "tap", "lsp", "ops", "rem", "ar", "em vs rem"}
     assert result.checked == len(result.facts) == 16  # grayscale 4, JPEG-10 5 (L∞/L2), AT 5 + OPS, EM vs REM
     assert result.reproduced == result.checked
@@ -32,12 +35,11 @@ def test_the_reference_numbers_reproduce_every_fact_they_speak_about():
 
 
 def test_a_miss_a_missing_cell_and_a_method_too_weak_to_judge():
-    reference = read_reference(REFERENCE)
-    ours = reference.copy()
+    ours = reference_table(CELLS)
     ours.at["em", "grayscale"] = 25.0
     ours.at["tap", "adv_train"] = float("nan")
     ours.at["lsp", "none"] = 80.0  # 5.4 points under clean/JPEG-10: too weak for a JPEG-10 verdict
-    facts = compare(_rows(ours), reference).facts.set_index(["fact", "method"])["verdict"]
+    facts = compare(_rows(ours), CELLS).facts.set_index(["fact", "method"])["verdict"]
     assert facts["grayscale restores EM and LSP", "em"] == "MISS"
     assert facts["JPEG-10 restores every L∞/L2 method", "lsp"] == "too little protection to judge"
     assert facts["adversarial training restores all but OPS", "tap"] == "not run"
@@ -53,7 +55,7 @@ def test_recovery_uses_clean_under_the_countermeasure_else_clean_none():
 def test_cli_prints_and_writes_the_comparison(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(read_reference(REFERENCE))))
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(reference_table(CELLS))))
     assert main(["compare", str(run), "--reference", str(REFERENCE), "--out", str(tmp_path / "cmp.md")]) == 0
     text = capsys.readouterr().out
     assert "16 of 16 reproduced" in text and (tmp_path / "cmp.md").read_text() + "\n" == text
@@ -77,7 +79,7 @@ def test_facts_use_seed_means_and_seeds_on_both_sides_are_uncertain():
     rows = [{"cell_id": f"{m}/{d}/{s}", "status": "ok", "dataset": "cifar10", "preset": "quick", "model": "fastcnn",
              "method": m, "countermeasure": d, "seed": s, "final_acc": accs[s] / 100, "budget": budgets[m]}
             for (m, d), accs in base.items() for s in (0, 1)]
-    result = compare(rows, read_reference(REFERENCE))
+    result = compare(rows, CELLS)
     facts = result.facts.set_index(["fact", "method"])
     em = facts.loc[("grayscale restores EM and LSP", "em")]
     assert em["verdict"] == "uncertain: the seeds straddle the threshold"
@@ -94,8 +96,8 @@ def test_rem_resisting_adversarial_training_less_than_em_is_a_miss_and_split_see
     rows = [{"cell_id": f"{m}/{d}/{s}", "status": "ok", "dataset": "cifar10", "preset": "quick", "model": "fastcnn",
              "method": m, "countermeasure": d, "seed": s, "final_acc": a[s] / 100, "budget": BUDGETS[m]}
             for (m, d), a in accs.items() for s in (0, 1)]
-    verdict = compare(rows, read_reference(REFERENCE)).facts.set_index("method").loc["em vs rem"]
+    verdict = compare(rows, CELLS).facts.set_index("method").loc["em vs rem"]
     assert verdict["verdict"] == "uncertain: the seeds disagree on the order"  # seed 0: REM 0.75 > EM 0.5
     one_seed = [r for r in rows if r["seed"] == 0]
-    verdict = compare(one_seed, read_reference(REFERENCE)).facts.set_index("method").loc["em vs rem"]
+    verdict = compare(one_seed, CELLS).facts.set_index("method").loc["em vs rem"]
     assert (verdict["verdict"], verdict["ours"], verdict["reference"]) == ("MISS", "em 0.50, rem 0.75", "em 0.83, rem 0.78")
