@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -150,6 +151,40 @@ def library_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo ({} where there is none)."""
+    info: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if not line.strip():
+                break
+            key, _, value = line.partition(":")
+            info[key.strip()] = value.strip()
+    except OSError:
+        pass
+    return info
+
+
+@functools.lru_cache(maxsize=1)
+def machine() -> dict[str, Any]:
+    """What CPU kernels, and so the last digits of a CPU result, depend on: the CPU, the instruction set torch
+    dispatches to, and the BLAS and oneDNN builds."""
+    cpu = _cpuinfo()
+    config = torch.__config__.show()
+
+    def found(pattern: str) -> str | None:
+        match = re.search(pattern, config)
+        return match.group(1) if match else None
+
+    return {
+        "cpu": cpu.get("model name") or platform.processor() or platform.machine(),
+        "cpu_id": "/".join(cpu.get(k, "?") for k in ("vendor_id", "cpu family", "model", "stepping")) if cpu else None,
+        "isa": torch.backends.cpu.get_cpu_capability(),
+        "blas": found(r"BLAS_INFO=(\w+)"), "mkl": found(r"Math Kernel Library Version ([\w.-]+)"),
+        "onednn": found(r"MKL-DNN (v[\d.]+)"), "cores": os.cpu_count(), "arch": platform.machine(),
+    }
 
 
 def device_name(device: torch.device) -> str:

@@ -203,6 +203,11 @@ def _provenance(rows: list[dict[str, Any]]) -> list[str]:
     dirty = sum(r.get("git_dirty") is True for r in rows)
     if dirty:
         notes.append(f"{dirty} row{'s come' if dirty != 1 else ' comes'} from a checkout with uncommitted changes")
+    machines = Counter(" ".join(f"{k}={v}" for k, v in sorted(r["machine"].items()) if k in ("cpu_id", "isa", "onednn"))
+                       for r in rows if isinstance(r.get("machine"), dict) and r["machine"])
+    if len(machines) > 1:
+        listed = ", ".join(f"{m} ({n} row{'s' if n != 1 else ''})" for m, n in machines.most_common())
+        notes.append(f"rows come from {len(machines)} machines whose CPU kernels may differ: {listed}")
     versions = [_flat(r.get("versions")) for r in rows]
     differing = {k: sorted({str(v.get(k, "absent")) for v in versions}) for k in sorted({k for v in versions for k in v})}
     differing = {k: values for k, values in differing.items() if len(values) > 1}

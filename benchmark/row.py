@@ -60,6 +60,8 @@ class Row:
     device: str | None = _doc("torch device the cell ran on")
     device_name: str | None = _doc("GPU or CPU model")
     threads: int | None = _doc("torch CPU threads of the process that ran the cell")
+    machine: dict = _doc("what CPU kernels depend on: CPU model and vendor/family/model/stepping, the ISA torch "
+                         "dispatches to, BLAS, MKL and oneDNN versions, logical cores, architecture", {})
     git_commit: str | None = _doc("commit of the engine's checkout")
     git_dirty: bool | None = _doc("whether tracked files differed from that commit")
     versions: dict = _doc("Python, uebench and library versions, and every installed plugin's version", {})

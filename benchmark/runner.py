@@ -24,7 +24,7 @@ from .data import (
 )
 from .imported import PREFIX, ImportedSet, place
 from .identity import (
-    device_name, digest, git_state, library_versions, plugin_code, plugin_identity, plugin_label, preset_identity,
+    device_name, digest, git_state, machine, library_versions, plugin_code, plugin_identity, plugin_label, preset_identity,
 )
 from .metrics import BudgetError, perturbation_metrics
 from .plugins import Context, Countermeasure, Method, build
@@ -226,6 +226,7 @@ def _cell_fields(cell: Cell, config: GridConfig) -> dict[str, Any]:
         "countermeasure": cell.countermeasure, "countermeasure_id": digest(identity["countermeasure"]),
         "countermeasure_label": plugin_label(cm), "countermeasure_params": cm.params(),
         "device": str(device), "device_name": device_name(device), "threads": torch.get_num_threads(),
+        "machine": machine(),
         "git_commit": commit, "git_dirty": dirty, "versions": {**library_versions(), "plugins": installed_plugins()},
     }
 

@@ -148,6 +148,20 @@ def test_a_dirty_checkout_or_other_library_versions_warn():
     assert len(board.provenance) == 2
 
 
+def test_rows_from_two_machines_warn_and_rows_without_a_machine_do_not():
+    avx2 = {"cpu": "AMD EPYC", "cpu_id": "AuthenticAMD/23/49/0", "isa": "AVX2", "onednn": "v3.12.0", "cores": 2}
+    avx512 = avx2 | {"cpu_id": "AuthenticAMD/26/2/1", "isa": "AVX512", "cores": 16}
+    rows = [_row("ops", "none", 0, 0.2, machine=avx2), _row("ops", "none", 1, 0.3, machine=avx2),
+            _row("clean", "none", 0, 0.6, machine=avx512)]
+    with pytest.warns(UserWarning, match="2 machines") as caught:
+        build_leaderboards(rows)
+    text = " ".join(str(w.message) for w in caught)
+    assert "isa=AVX2 onednn=v3.12.0 (2 rows)" in text and "isa=AVX512" in text and "cores" not in text
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_leaderboards([_row("ops", "none", 0, 0.2), _row("clean", "none", 0, 0.6, machine=avx2)])
+
+
 def test_row_fields_cannot_write_outside_the_out_folder(tmp_path):
     rows = [_row("ops", "none", 0, 0.2), _row("ops", "none", 0, 0.3, dataset="../../evil", preset="../../evil",
                                                model="..", cell_id="evil")]

@@ -1,5 +1,6 @@
 """Preset overrides: `NAME[field=value,...]` changes fields, keeps the name and gets its own identity."""
 import pytest
+import torch
 
 from benchmark.cli import main
 from benchmark.identity import digest, preset_identity
@@ -51,3 +52,4 @@ def test_a_run_at_a_changed_preset_labels_its_rows(tmp_path, data_root):
     (row,) = read_rows([out])
     assert row["preset"] == "smoke[epochs=1]" and row["identity"]["preset"]["epochs"] == 1
     assert len(row["history"]) == 1 and row["cell_id"].startswith("cifar10/smoke/")
+    assert row["machine"]["isa"] == torch.backends.cpu.get_cpu_capability() and row["machine"]["cores"] >= 1
