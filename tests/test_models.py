@@ -19,7 +19,7 @@ from benchmark.training import train_victim
 from countermeasures.augment import NoDefense
 
 PUBLISHED_PARAMETERS = {  # millions, as the architectures' CIFAR-10 versions are usually reported
-    "vgg16bn": 14.7, "resnet18": 11.2, "resnet50": 23.5, "mobilenetv2": 2.2, "densenet121": 7.0,
+    "vgg16bn": 14.7, "resnet18": 11.2, "resnet18-narrow": 0.70, "resnet50": 23.5, "mobilenetv2": 2.2, "densenet121": 7.0,
 }
 
 

@@ -51,10 +51,11 @@ class Bottleneck(nn.Module):
         return torch.relu(self.body(x) + self.shortcut(x))
 
 
-def _resnet(block: type[BasicBlock] | type[Bottleneck], depths: tuple[int, ...], num_classes: int) -> nn.Module:
-    layers: list[nn.Module] = [nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True)]
-    cin = 64
-    for i, (width, depth) in enumerate(zip((64, 128, 256, 512), depths)):
+def _resnet(block: type[BasicBlock] | type[Bottleneck], depths: tuple[int, ...], num_classes: int,
+            base: int = 64) -> nn.Module:
+    layers: list[nn.Module] = [nn.Conv2d(3, base, 3, 1, 1, bias=False), nn.BatchNorm2d(base), nn.ReLU(inplace=True)]
+    cin = base
+    for i, (width, depth) in enumerate(zip((base, 2 * base, 4 * base, 8 * base), depths)):
         for j in range(depth):
             layers.append(block(cin, width, 2 if i > 0 and j == 0 else 1))
             cin = width * block.expansion
@@ -65,6 +66,13 @@ def _resnet(block: type[BasicBlock] | type[Bottleneck], depths: tuple[int, ...],
 def resnet18(num_classes: int = 10) -> nn.Module:
     """ResNet-18 with the CIFAR stem, ~11.2M parameters: the `paper` victim."""
     return _resnet(BasicBlock, (2, 2, 2, 2), num_classes)
+
+
+@register_model("resnet18-narrow")
+def resnet18_narrow(num_classes: int = 10) -> nn.Module:
+    """ResNet-18 at a quarter of the width (16-32-64-128 channels), ~0.7M parameters: ResNet-18's depth and
+    shortcuts at about 3× a `fastcnn` step on a CPU."""
+    return _resnet(BasicBlock, (2, 2, 2, 2), num_classes, base=16)
 
 
 @register_model("resnet50")
