@@ -145,9 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="comma list of methods, 'all' (default) or file:PATH (an imported protected set)")
     run.add_argument("--countermeasures", "--defenses", dest="countermeasures", default="none",
                      help="comma list of countermeasures or 'all' (default: none)")
-    run.add_argument("--preset", default="smoke", type=_preset_spec,
-                     help="smoke (default): seconds per cell, its numbers only test the plumbing; quick: the CPU "
-                          "leaderboard; paper: the published protocol on a GPU (see `list presets`); "
+    run.add_argument("--preset", default="quick", type=_preset_spec,
+                     help="quick (default): the published CPU leaderboard's, whose finished rows a run takes; smoke: "
+                          "seconds per cell, its numbers only test the plumbing; paper: the published protocol on a "
+                          "GPU (see `list presets`); "
                           "NAME[field=value,...] changes fields, e.g. 'quick[train_per_class=1000]'")
     run.add_argument("--dataset", default="cifar10", help="cifar10, cifar100 or imagenet-subset")
     run.add_argument("--out", default=None, help="run folder (default: results/runs/DATASET-PRESET)")
@@ -183,9 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--budget", nargs="*", default=[], metavar="NAME=NORM:RADIUS",
                      help="threat model of an imported set, checked like a plugin's: linf:8 (1/255), l2:1.0, l0:1")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    run.add_argument("--reuse", nargs="+", default=[], metavar="PATH",
+    run.add_argument("--reuse", nargs="+", default=None, metavar="PATH",
                      help="run folders or rows files (*.jsonl) whose finished cells with the same cell id (the hash of "
-                          "everything that made the number) are copied into --out instead of being run again")
+                          "everything that made the number) are copied into --out instead of being run again "
+                          "(default: the published boards' rows, results/leaderboards/, in a checkout)")
+    run.add_argument("--recompute", action="store_true",
+                     help="compute every cell here, taking no finished row from the published boards or --reuse")
 
     ls = sub.add_parser("list", help="list registered plugins and presets")
     ls.add_argument("kind", nargs="?", choices=[*LIST_KINDS, *LIST_ALIASES], help="one kind (default: all)")
@@ -357,6 +361,15 @@ def _ray_options(args: argparse.Namespace) -> RayOptions | None:
                       0.0 if args.gpus_per_cell is None else args.gpus_per_cell)
 
 
+def _reuse(args: argparse.Namespace) -> list[str | Path]:
+    """Where finished rows may come from: none with --recompute, else --reuse, else the published boards."""
+    from .store import published_rows_files
+
+    if args.recompute:
+        return []
+    return args.reuse if args.reuse is not None else list(published_rows_files())
+
+
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from .runner import GridConfig, run_grid
 
@@ -386,7 +399,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         summary = run_grid(method_names, countermeasure_names, args.seeds, out, config,
                            1 if args.jobs is None else args.jobs, not args.no_progress, args.poison_ratios, victims,
-                           args.reuse, ray_options)
+                           _reuse(args), ray_options)
     except KeyboardInterrupt:
         print(
             f"\nInterrupted. Finished cells are kept in {out / 'results.jsonl'}.\n"

@@ -203,6 +203,10 @@ def _provenance(rows: list[dict[str, Any]]) -> list[str]:
     dirty = sum(r.get("git_dirty") is True for r in rows)
     if dirty:
         notes.append(f"{dirty} row{'s come' if dirty != 1 else ' comes'} from a checkout with uncommitted changes")
+    carried = sum(bool(r.get("carried_from")) for r in rows)
+    if carried:
+        notes.append(f"{carried} of {len(rows)} rows were taken from earlier rows (their `carried_from`) instead of "
+                     "computed in this run folder")
     machines = Counter(" ".join(f"{k}={v}" for k, v in sorted(r["machine"].items()) if k in ("cpu_id", "isa", "onednn"))
                        for r in rows if isinstance(r.get("machine"), dict) and r["machine"])
     if len(machines) > 1:

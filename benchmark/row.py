@@ -65,6 +65,8 @@ class Row:
     git_commit: str | None = _doc("commit of the engine's checkout")
     git_dirty: bool | None = _doc("whether tracked files differed from that commit")
     versions: dict = _doc("Python, uebench and library versions, and every installed plugin's version", {})
+    carried_from: str | None = _doc("the rows file this finished row was copied from instead of being computed (the "
+                                    "published board by default, or --reuse); absent or None: computed in this folder")
     started: str | None = _doc("UTC start time")
     finished: str | None = _doc("UTC end time")
     schema: int = _doc("row schema version", SCHEMA_VERSION)

@@ -8,6 +8,7 @@ import tempfile
 import time
 import traceback
 import warnings
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -418,8 +419,12 @@ def run_grid(
         done = finished_ids(run_dir)
         if reuse:
             carried = carry_rows(reuse, run_dir, {c.cell_id(config) for c in cells} - done)
-            print(f"{len(carried)} finished cell(s) carried from {', '.join(map(str, reuse))}", file=sys.stderr)
-            done |= carried
+            if carried:
+                commits = Counter(str(r.get("git_commit") or "unknown")[:7] for r in carried)
+                print(f"{len(carried)} finished cell(s) taken from earlier rows instead of computed (commit "
+                      f"{', '.join(f'{c}: {n}' for c, n in commits.most_common())}; --recompute computes them): "
+                      f"{', '.join(sorted({Path(r['carried_from']).name for r in carried}))}", file=sys.stderr)
+            done |= {r["cell_id"] for r in carried}
         pending = [c for c in cells if c.cell_id(config) not in done]
         sets = sorted({(c.method, c.seed) for c in pending})
         prepares = sorted({c.countermeasure for c in pending})

@@ -103,16 +103,29 @@ def read_rows(run_dirs: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
     return rows
 
 
-def carry_rows(sources: Iterable[str | os.PathLike], run_dir: str | os.PathLike, wanted: set[str]) -> set[str]:
+# The published boards' rows, where this package runs from a checkout of the repository (not from a wheel).
+PUBLISHED_DIR = Path(__file__).resolve().parents[1] / "results" / "leaderboards"
+
+
+def published_rows_files() -> list[Path]:
+    """The rows files of the published boards in this checkout (none when the package is installed elsewhere)."""
+    return sorted(PUBLISHED_DIR.glob("**/*.jsonl")) if PUBLISHED_DIR.is_dir() else []
+
+
+def carry_rows(sources: Iterable[str | os.PathLike], run_dir: str | os.PathLike, wanted: set[str]) -> list[dict[str, Any]]:
     """Append to `run_dir` the `ok` rows of `sources` (run folders or rows files) whose cell id is in `wanted`
-    (one row per id, the first found); returns the ids carried. A row's id is the full hash of everything that
-    made its number, so a carried row is the cell this code would compute."""
-    carried: set[str] = set()
-    for row in read_rows(sources):
-        if row.get("status") == "ok" and row["cell_id"] in wanted - carried:
-            append_row(run_dir, row)
-            carried.add(row["cell_id"])
-    return carried
+    (one row per id, the first found), each labelled with the file it came from (`carried_from`, kept from an
+    earlier carry); returns the rows carried. A row's id is the full hash of everything that made its number, so
+    a carried row is the cell this code would compute (on the machine that computed it: docs/variance.md)."""
+    carried: dict[str, dict[str, Any]] = {}
+    for source in sources:
+        path = Path(source)
+        for row in read_rows([path]):
+            if row.get("status") == "ok" and row["cell_id"] in wanted and row["cell_id"] not in carried:
+                row = row | {"carried_from": row.get("carried_from") or str(path.resolve())}
+                append_row(run_dir, row)
+                carried[row["cell_id"]] = row
+    return list(carried.values())
 
 
 def finished_ids(run_dir: str | os.PathLike) -> set[str]:

@@ -32,7 +32,8 @@ def test_the_estimate_counts_down_and_follows_the_measured_pace():
 
 def test_a_run_prints_its_plan_then_one_line_per_item_when_not_on_a_terminal(tmp_path, data_root, capsys):
     assert main(["run", "--methods", "ops", "--countermeasures", "none,grayscale", "--out", str(tmp_path / "run"),
-                 "--cache-dir", str(tmp_path / "cache"), "--data-root", data_root, "--device", "cpu"]) == 0
+                 "--preset", "smoke", "--cache-dir", str(tmp_path / "cache"), "--data-root", data_root,
+                 "--device", "cpu"]) == 0
     captured = capsys.readouterr()
     err, lines = captured.err, captured.err.splitlines()
     assert lines[0].startswith("preset smoke: ")

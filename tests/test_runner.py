@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import benchmark.runner as runner
+import benchmark.store as store
 from benchmark.cli import main
 from benchmark.plugins import Budget, Countermeasure, Method
 from benchmark.registry import countermeasures, methods
@@ -252,7 +253,32 @@ def test_reuse_carries_finished_cells_whose_id_still_holds_and_runs_the_rest(tmp
     assert trained == ["bit_depth"], "the cell whose id still holds is carried, the stale one runs"
     carried = _rows(tmp_path)
     assert [r["countermeasure"] for r in carried] == ["none", "bit_depth"]
-    assert carried[0] == next(r for r in rows if r["countermeasure"] == "none")
+    original = next(r for r in rows if r["countermeasure"] == "none")
+    assert carried[0] == original | {"carried_from": str(published.resolve())}, "copied as it was, labelled"
+    assert carried[1].get("carried_from") is None
+
+
+def test_the_published_rows_are_taken_by_default_and_recompute_takes_none(tmp_path, argv, data_root, monkeypatch,
+                                                                         capsys):
+    first = tmp_path / "first"
+    assert main(["run", "--preset", "smoke", "--cache-dir", str(tmp_path / "cache"), "--data-root", data_root,
+                 "--device", "cpu", "--no-progress", "--methods", "ops", "--no-clean", "--out", str(first)]) == 0
+    boards = tmp_path / "leaderboards"
+    (boards / "sub").mkdir(parents=True)
+    (first / "results.jsonl").rename(boards / "sub" / "board.seed0.jsonl")
+    monkeypatch.setattr(store, "PUBLISHED_DIR", boards)
+    trained = []
+    real = runner.train_victim
+    monkeypatch.setattr(runner, "train_victim", lambda *a, **k: trained.append(a[6].name) or real(*a, **k))
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match="1 of 1 rows were taken from earlier rows"):
+        assert main(argv("--methods", "ops", "--no-clean")) == 0
+    assert trained == [] and _rows(tmp_path)[0]["carried_from"].endswith("board.seed0.jsonl")
+    err = capsys.readouterr().err
+    assert "1 finished cell(s) taken from earlier rows instead of computed" in err and "board.seed0.jsonl" in err
+    (tmp_path / "run" / "results.jsonl").unlink()
+    assert main(argv("--methods", "ops", "--no-clean", "--recompute")) == 0
+    assert trained == ["none"] and _rows(tmp_path)[0].get("carried_from") is None
 
 
 def test_reuse_of_a_missing_path_is_refused_before_any_work(tmp_path, argv, capsys):
