@@ -192,6 +192,17 @@ def test_low_pass_filters_lower_high_frequency_energy(name, cifar_small, ctx):
     assert _psnr(cifar_small.images, out) > 20, "a low-pass filter keeps the image recognisable"
 
 
+def test_apbenchs_blur_sigma_0_1_is_the_identity_on_uint8_images(cifar_small, ctx):
+    """The reference's blur column (kernel 3, σ 0.1) weighs each neighbour by e^(−50): no pixel changes, so its
+    column is a second `none` (docs/compare.md); at σ 0.5 most pixels do change."""
+    weak = build(countermeasures.get("gaussian_blur"), {"sigma": "0.1"}).run_preprocess(
+        cifar_small.images, cifar_small.labels, ctx)
+    assert torch.equal(weak, cifar_small.images)
+    half = build(countermeasures.get("gaussian_blur"), {"sigma": "0.5"}).run_preprocess(
+        cifar_small.images, cifar_small.labels, ctx)
+    assert (half != cifar_small.images).float().mean() > 0.5
+
+
 def test_cutout_blanks_one_16x16_square_and_nothing_else(cifar_small, ctx):
     x, y = _batch(cifar_small, 200)
     x = x.clamp(min=1 / 255)  # no true zeros, so every zero in the output is the hole
