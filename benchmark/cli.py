@@ -299,6 +299,16 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--json", default=None, metavar="FILE.json",
                      help="also write the agreement figures and per-cell verdicts as JSON here")
 
+    lev = sub.add_parser("levers", help="a calibration study: several boards (one per lever setting) with their "
+                                        "agreement figures and cost per cell, as a table and a plot")
+    lev.add_argument("run_dirs", nargs="+", metavar="RUN", help="run folders or rows files, one board each; the first "
+                                                                "is the baseline the costs are relative to")
+    lev.add_argument("--reference", required=True, metavar="PATH.csv", help="reference CSV, as for compare")
+    lev.add_argument("--out", default=None, metavar="DIR", help="also write NAME.md, NAME.csv and NAME.png here")
+    lev.add_argument("--name", default="levers", help="file stem (default: levers)")
+    lev.add_argument("--resamples", type=int, default=200, metavar="N",
+                     help="bootstrap resamples of the seeds per board (default: 200)")
+
     site = sub.add_parser("site", help="render a static web site (HTML, CSS, a little JavaScript) from result rows")
     site.add_argument("run_dirs", nargs="+", metavar="PATH", help="run folders or results .jsonl files")
     site.add_argument("--out", required=True, metavar="DIR", help="output folder; open DIR/index.html")
@@ -591,6 +601,20 @@ def main(argv: list[str] | None = None) -> int:
             text = write_comparison(args.run_dirs, args.reference, args.metric, args.resamples, args.json)
             if args.out:
                 Path(args.out).write_text(text)
+            print(text)
+            return 0
+        if args.command == "levers":
+            from .calibration import lever_markdown, lever_plot, lever_table
+            from .compare import read_reference
+
+            table = lever_table(args.run_dirs, read_reference(args.reference), args.resamples)
+            text = lever_markdown(table)
+            if args.out:
+                out = Path(args.out)
+                out.mkdir(parents=True, exist_ok=True)
+                (out / f"{args.name}.md").write_text(text + "\n")
+                table.to_csv(out / f"{args.name}.csv", index=False)
+                lever_plot(table, out / f"{args.name}.png")
             print(text)
             return 0
         if args.command == "site":

@@ -22,7 +22,7 @@ REF = {(c.method, c.countermeasure): c for c in CELLS}
 
 
 def _row(method: str, cm: str, acc: float, preset: str, seed: int = 0, params: dict | None = None,
-         peak: float | None = None) -> dict:
+         peak: float | None = None, model: str = "resnet18") -> dict:
     """A schema-2 ok row whose identity carries the countermeasure's effective settings at `preset`."""
     p = get_preset(preset)
     plugin = build(countermeasures.get(cm), params or {})
@@ -31,7 +31,8 @@ def _row(method: str, cm: str, acc: float, preset: str, seed: int = 0, params: d
     cm_id = digest(identity["countermeasure"])
     return {
         "cell_id": f"{method}/{cm_id}/{seed}", "status": "ok", "dataset": "cifar10", "preset": preset,
-        "preset_id": digest(identity["preset"]), "model": "resnet18", "seed": seed, "method": method,
+        "preset_id": digest(identity["preset"]), "model": model, "seed": seed, "method": method,
+        "train_size": p.train_per_class * 10 if p.train_per_class else 50_000, "seconds": {"train": 10.0},
         "method_id": digest(method), "method_label": method, "countermeasure": cm, "countermeasure_id": cm_id,
         "countermeasure_label": plugin_label(plugin), "identity": identity, "final_acc": acc / 100,
         "peak_acc": (acc if peak is None else peak) / 100, "schema": 2,
@@ -144,3 +145,20 @@ def test_cli_writes_the_figures_as_json(tmp_path, capsys):
     data = json.loads((tmp_path / "a.json").read_text())
     assert data["verdicts"]["agree"] == data["verdicts"]["judged"] and data["spearman"]["value"] == 1.0
     assert data["met"]["verdicts"] is True and data["seeds"] == 1
+
+
+def test_the_lever_table_puts_boards_side_by_side_with_their_cost(tmp_path):
+    from benchmark.calibration import lever_markdown, lever_plot, lever_table
+
+    runs = []
+    for name, preset, change in (("base", "quick", {("lsp", "none"): 80.0}), ("longer", "quick[epochs=20]", {})):
+        rows = [r | {"model": "tinycnn"} for r in _reference_rows(preset, change)]
+        runs.append(tmp_path / f"{name}.jsonl")
+        runs[-1].write_text("".join(json.dumps(r) + "\n" for r in rows if r["countermeasure"] == "none"))
+    table = lever_table(runs, CELLS, resamples=0)
+    assert list(table["run"]) == ["base.jsonl", "longer.jsonl"] and list(table["cost"]) == [1.0, 2.0]
+    assert table["efficacy_gap"].tolist() == pytest.approx([(80.0 - 13.1) / 94.7, 0.0])
+    assert table.loc[0, "gap_method"] == "lsp" and table["judged"].tolist() == [0, 0]  # `none` only: no verdicts
+    lever_plot(table, tmp_path / "levers.png")
+    assert (tmp_path / "levers.png").stat().st_size > 10_000
+    assert "quick[epochs=20]" in lever_markdown(table)
