@@ -79,6 +79,9 @@ def capture_cuda_graph(model: torch.nn.Module, sample: torch.Tensor, autocast: A
 
     A ResNet-18 step on a 128-image batch launches hundreds of small kernels and is bound by the launch cost,
     not by the GPU; a replayed graph launches them at once. Eval mode keeps the plain forward."""
+    for module in model.modules():  # layers fitted to the first batch (airbench's whitening) fit before the capture
+        if hasattr(module, "fit_once"):
+            module.fit_once(sample)
     saved = {k: v.clone() for k, v in model.state_dict().items()}
     with autocast:
         torch.cuda.make_graphed_callables(model, (sample,))

@@ -115,3 +115,24 @@ def test_list_models_prints_each_victims_cost(capsys):
         line = next(line for line in out.splitlines() if line.startswith(name + " "))
         step, cell = line.split()[1:3]
         assert float(step) > 0 and float(cell) > 0, line
+
+
+def test_airbench_whitens_the_patches_of_its_first_batch_and_averages_flips_in_eval(cifar_small):
+    torch.manual_seed(0)
+    model = create_model("airbench", 10)
+    x = cifar_small.images[:256].float() / 255
+    whitening = model.features[0]
+    assert not bool(whitening.fitted)
+    model(x[:128])  # training mode: the first batch fits the filters, which then stay
+    fitted = whitening.conv.weight.clone()
+    model(x[128:])
+    assert bool(whitening.fitted) and torch.equal(whitening.conv.weight, fitted)
+    with torch.no_grad():
+        out = whitening.conv(x[:128]) - whitening.conv.bias[:, None, None]
+        cov = torch.cov(out[:, :12].permute(1, 0, 2, 3).reshape(12, -1))
+    # variance λ / (λ + ε) along each eigenvector: 1 along the strong ones, damped along the weakest (ε 5e-4)
+    assert torch.allclose(cov.diagonal()[:4], torch.ones(4), atol=0.05) and cov.diagonal().max() < 1.01
+    assert (cov - torch.diag(cov.diagonal())).abs().max() < 0.05, "decorrelated"
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(model(x[:8]), model(x[:8].flip(-1)), atol=1e-5)
