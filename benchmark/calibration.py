@@ -53,8 +53,8 @@ def _cell_seconds(board: Leaderboard) -> float:
 
 def lever_table(runs: list[str | os.PathLike], reference: list[ReferenceCell], resamples: int = 200) -> pd.DataFrame:
     """One line per run (run folder or rows file, each one board): its label, seeds, measured seconds per standard
-    cell, its cost (epochs × training images × the victim's step time, relative to the first run's), each
-    method's relative `none` accuracy and the agreement figures."""
+    cell, its cost (epochs × training images × the victim's step time, relative to the first run's), clean
+    accuracy, each method's relative `none` accuracy and the agreement figures."""
     lines, steps = [], {}
     for run in runs:
         with warnings.catch_warnings():  # provenance warnings belong to each run's own board
@@ -69,6 +69,7 @@ def lever_table(runs: list[str | os.PathLike], reference: list[ReferenceCell], r
             steps[board.model] = step_seconds(board.model)
         line = {"run": Path(run).name, "preset": board.preset_label, "victim": board.model, "seeds": a.seeds,
                 "cell_seconds": _cell_seconds(board), "work": _work(board) * steps[board.model]}
+        line["clean"] = float(board.mean.at["clean", "none"]) if "clean" in board.mean.index else math.nan
         line |= {f"rel_{m}": v for m, v in a.efficacy["ours"].items()}
         line |= {"efficacy_gap": f.efficacy_gap, "gap_method": f.gap_method, "gap_low": a.intervals["efficacy_gap"][0],
                  "gap_high": a.intervals["efficacy_gap"][1], "agree": f.agree, "judged": f.judged,

@@ -159,6 +159,7 @@ def test_the_lever_table_puts_boards_side_by_side_with_their_cost(tmp_path):
     assert list(table["run"]) == ["base.jsonl", "longer.jsonl"] and list(table["cost"]) == [1.0, 2.0]
     assert table["efficacy_gap"].tolist() == pytest.approx([(80.0 - 13.1) / 94.7, 0.0])
     assert table.loc[0, "gap_method"] == "lsp" and table["judged"].tolist() == [0, 0]  # `none` only: no verdicts
+    assert table["clean"].tolist() == pytest.approx([94.7, 94.7])
     lever_plot(table, tmp_path / "levers.png")
     assert (tmp_path / "levers.png").stat().st_size > 10_000
     assert "quick[epochs=20]" in lever_markdown(table)
