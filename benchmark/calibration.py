@@ -51,7 +51,8 @@ def _cell_seconds(board: Leaderboard) -> float:
     return float(np.mean(seconds)) if seconds else math.nan
 
 
-def lever_table(runs: list[str | os.PathLike], reference: list[ReferenceCell], resamples: int = 200) -> pd.DataFrame:
+def lever_table(runs: list[str | os.PathLike], reference: list[ReferenceCell], resamples: int = 200,
+                base_hours: float | None = None) -> pd.DataFrame:
     """One line per run (run folder or rows file, each one board): its label, seeds, measured seconds per standard
     cell, its cost (epochs × training images × the victim's step time, relative to the first run's), clean
     accuracy, each method's relative `none` accuracy and the agreement figures."""
@@ -80,6 +81,8 @@ def lever_table(runs: list[str | os.PathLike], reference: list[ReferenceCell], r
     # for every victim back to back, does not.
     work = table.pop("work")
     table.insert(5, "cost", work / work.iloc[0])
+    if base_hours is not None:
+        table.insert(6, "cpu_hours", base_hours * table["cost"])
     return table
 
 
@@ -90,23 +93,27 @@ def lever_plot(table: pd.DataFrame, path: str | os.PathLike) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    x, xlabel = (("cpu_hours", "projected CPU-hours per seed of the full grid") if "cpu_hours" in table
+                 else ("cost", "training work per cell (× the first run's)"))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     ax = axes[0]
     err = np.array([table["efficacy_gap"] - table["gap_low"], table["gap_high"] - table["efficacy_gap"]])
-    ax.errorbar(table["cost"], table["efficacy_gap"], yerr=np.nan_to_num(err), fmt="o", capsize=3)
+    ax.errorbar(table[x], table["efficacy_gap"], yerr=np.nan_to_num(err), fmt="o", capsize=3)
+    ax.set_xscale("log")
     ax.axhline(TARGETS["efficacy_gap"], ls="--", color="grey", label=f"target ≤ {TARGETS['efficacy_gap']}")
-    ax.set(xlabel="training work per cell (× the first run's)", ylabel="efficacy gap (max |relative none|)",
+    ax.set(xlabel=xlabel, ylabel="efficacy gap (max |relative none|)",
            title="efficacy against cost")
     ax2 = axes[1]
     judged = table[table["judged"] > 0]
-    ax2.plot(judged["cost"], judged["verdicts"], "o")
+    ax2.plot(judged[x], judged["verdicts"], "o")
+    ax2.set_xscale("log")
     ax2.axhline(TARGETS["verdicts"], ls="--", color="grey", label=f"target ≥ {TARGETS['verdicts']:.0%}")
-    ax2.set(xlabel="training work per cell (× the first run's)", ylabel="verdicts agree (share of judged cells)",
+    ax2.set(xlabel=xlabel, ylabel="verdicts agree (share of judged cells)",
             title="verdicts against cost", ylim=(0, 1.05))
     for a, frame in ((ax, table), (ax2, judged)):
         for _, line in frame.iterrows():
             y = line["efficacy_gap"] if a is ax else line["verdicts"]
-            a.annotate(f"{line['run']}", (line["cost"], y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+            a.annotate(f"{line['run']}", (line[x], y), fontsize=7, xytext=(4, 3), textcoords="offset points")
         a.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

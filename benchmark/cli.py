@@ -308,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     lev.add_argument("--name", default="levers", help="file stem (default: levers)")
     lev.add_argument("--resamples", type=int, default=200, metavar="N",
                      help="bootstrap resamples of the seeds per board (default: 200)")
+    lev.add_argument("--base-hours", type=float, default=None, metavar="H",
+                     help="CPU-hours of one seed of the full grid at the first run's settings: each run's is projected "
+                          "from it by its cost, and the plot uses it")
 
     site = sub.add_parser("site", help="render a static web site (HTML, CSS, a little JavaScript) from result rows")
     site.add_argument("run_dirs", nargs="+", metavar="PATH", help="run folders or results .jsonl files")
@@ -607,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
             from .calibration import lever_markdown, lever_plot, lever_table
             from .compare import read_reference
 
-            table = lever_table(args.run_dirs, read_reference(args.reference), args.resamples)
+            table = lever_table(args.run_dirs, read_reference(args.reference), args.resamples, args.base_hours)
             text = lever_markdown(table)
             if args.out:
                 out = Path(args.out)
