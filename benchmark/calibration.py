@@ -53,14 +53,17 @@ def _cell_seconds(board: Leaderboard) -> float:
 
 def lever_table(runs: list[str | os.PathLike], reference: list[ReferenceCell], resamples: int = 200,
                 base_hours: float | None = None) -> pd.DataFrame:
-    """One line per run (run folder or rows file, each one board): its label, seeds, measured seconds per standard
+    """One line per run (a run folder or rows file, or `LABEL=PATH,PATH,...` for rows from several; each run one
+    board): its label, seeds, measured seconds per standard
     cell, its cost (epochs × training images × the victim's step time, relative to the first run's), clean
     accuracy, each method's relative `none` accuracy and the agreement figures."""
     lines, steps = [], {}
     for run in runs:
+        label, _, paths = str(run).rpartition("=")
+        paths = paths.split(",")
         with warnings.catch_warnings():  # provenance warnings belong to each run's own board
             warnings.simplefilter("ignore")
-            boards = build_leaderboards(read_rows([run]))
+            boards = build_leaderboards(read_rows(paths))
         if len(boards) != 1:
             raise ValueError(f"{run}: a lever's rows must form one board; found {len(boards)}")
         (board,) = boards
@@ -68,7 +71,7 @@ def lever_table(runs: list[str | os.PathLike], reference: list[ReferenceCell], r
         f = a.figures
         if board.model not in steps:
             steps[board.model] = step_seconds(board.model)
-        line = {"run": Path(run).name, "preset": board.preset_label, "victim": board.model, "seeds": a.seeds,
+        line = {"run": label or Path(paths[0]).name, "preset": board.preset_label, "victim": board.model, "seeds": a.seeds,
                 "cell_seconds": _cell_seconds(board), "work": _work(board) * steps[board.model]}
         line["clean"] = float(board.mean.at["clean", "none"]) if "clean" in board.mean.index else math.nan
         line |= {f"rel_{m}": v for m, v in a.efficacy["ours"].items()}

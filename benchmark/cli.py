@@ -301,8 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     lev = sub.add_parser("levers", help="a calibration study: several boards (one per lever setting) with their "
                                         "agreement figures and cost per cell, as a table and a plot")
-    lev.add_argument("run_dirs", nargs="+", metavar="RUN", help="run folders or rows files, one board each; the first "
-                                                                "is the baseline the costs are relative to")
+    lev.add_argument("run_dirs", nargs="+", metavar="RUN",
+                     help="a run folder or rows file, or LABEL=PATH,PATH,... for one board's rows from several; one "
+                          "board each; the first is the baseline the costs are relative to")
     lev.add_argument("--reference", required=True, metavar="PATH.csv", help="reference CSV, as for compare")
     lev.add_argument("--out", default=None, metavar="DIR", help="also write NAME.md, NAME.csv and NAME.png here")
     lev.add_argument("--name", default="levers", help="file stem (default: levers)")

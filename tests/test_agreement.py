@@ -155,8 +155,13 @@ def test_the_lever_table_puts_boards_side_by_side_with_their_cost(tmp_path):
         rows = [r | {"model": "tinycnn"} for r in _reference_rows(preset, change)]
         runs.append(tmp_path / f"{name}.jsonl")
         runs[-1].write_text("".join(json.dumps(r) + "\n" for r in rows if r["countermeasure"] == "none"))
-    table = lever_table(runs, CELLS, resamples=0, base_hours=3.4)
-    assert list(table["run"]) == ["base.jsonl", "longer.jsonl"] and list(table["cost"]) == [1.0, 2.0]
+    half = len(runs[1].read_text().splitlines()) // 2
+    lines = runs[1].read_text().splitlines(keepends=True)
+    (tmp_path / "a.jsonl").write_text("".join(lines[:half]))
+    (tmp_path / "b.jsonl").write_text("".join(lines[half:]))
+    joined = f"longer={tmp_path / 'a.jsonl'},{tmp_path / 'b.jsonl'}"  # one board's rows from two files
+    table = lever_table([runs[0], joined], CELLS, resamples=0, base_hours=3.4)
+    assert list(table["run"]) == ["base.jsonl", "longer"] and list(table["cost"]) == [1.0, 2.0]
     assert list(table["cpu_hours"]) == pytest.approx([3.4, 6.8])
     assert table["efficacy_gap"].tolist() == pytest.approx([(80.0 - 13.1) / 94.7, 0.0])
     assert table.loc[0, "gap_method"] == "lsp" and table["judged"].tolist() == [0, 0]  # `none` only: no verdicts
