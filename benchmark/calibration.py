@@ -59,8 +59,10 @@ def lever_table(runs: list[str | os.PathLike], reference: list[ReferenceCell], r
     accuracy, each method's relative `none` accuracy and the agreement figures."""
     lines, steps = [], {}
     for run in runs:
-        label, _, paths = str(run).rpartition("=")
-        paths = paths.split(",")
+        label, sep, rest = str(run).partition("=")
+        if not sep or any(c in label for c in "/[\\"):  # a path that holds "=", not LABEL=...
+            label, rest = "", str(run)
+        paths = rest.split(",")
         with warnings.catch_warnings():  # provenance warnings belong to each run's own board
             warnings.simplefilter("ignore")
             boards = build_leaderboards(read_rows(paths))
