@@ -170,7 +170,8 @@ def _wanted(cell: ReferenceCell, preset: Preset | None) -> dict[str, Any] | None
     """The effective settings the reference cell's countermeasure runs at our preset (None: not computable)."""
     if preset is None or cell.countermeasure not in countermeasures.names():
         return None
-    return json.loads(canonical(effective_settings(build(countermeasures.get(cell.countermeasure), cell.params), preset)))
+    plugin = build(countermeasures.get(cell.countermeasure), cell.params)
+    return json.loads(canonical(effective_settings(plugin, preset)))  # tuples as lists, as the rows hold them
 
 
 def _difference(ours: dict[str, Any], wanted: dict[str, Any]) -> str:

@@ -73,7 +73,8 @@ def lever_table(runs: list[str | os.PathLike], reference: list[ReferenceCell], r
         f = a.figures
         if board.model not in steps:
             steps[board.model] = step_seconds(board.model)
-        line = {"run": label or Path(paths[0]).name, "preset": board.preset_label, "victim": board.model, "seeds": a.seeds,
+        line = {"run": label or Path(paths[0]).name, "preset": board.preset_label, "victim": board.model,
+                "seeds": a.seeds,
                 "cell_seconds": _cell_seconds(board), "work": _work(board) * steps[board.model]}
         line["clean"] = float(board.mean.at["clean", "none"]) if "clean" in board.mean.index else math.nan
         line |= {f"rel_{m}": v for m, v in a.efficacy["ours"].items()}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from .heap import keep_freed_memory
 from .imported import PREFIX, parse_budget
 from .plugins import Plugin, build
-from .presets import PLUMBING_ONLY, PRESETS, Preset, get_preset
+from .presets import PRESETS, Preset, get_preset, plumbing_only
 from .registry import PluginLoadError, Registry, countermeasures, methods, models
 from .store import RunFolderBusy
 
@@ -425,7 +425,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         f"{summary.ran} cells run ({summary.failed} failed), {summary.skipped} already finished; "
         f"results in {out / 'results.jsonl'}, leaderboard in {out / 'leaderboard.md'}"
         + (f"\n(preset {args.preset}: these numbers test the plumbing only; use --preset quick for results)"
-           if get_preset(args.preset).name in PLUMBING_ONLY else "")
+           if plumbing_only(args.preset) else "")
     )
     return 1 if summary.failed else 0
 

@@ -261,8 +261,8 @@ def agreement_markdown(a: Agreement) -> str:
     efficacy = a.efficacy.round(2)
     return (
         "## Agreement with the reference\n\n"
-        f"For each reference cell (method m, countermeasure c): damage = clean(c) − m(none), share = (m(c) − m(none)) "
-        f"/ damage, restored = share ≥ {RESTORED}; a cell is judged where our damage is ≥ {MIN_DAMAGE:g} points. "
+        "For each reference cell (method m, countermeasure c): damage = clean(c) − m(none), "
+        f"share = (m(c) − m(none)) / damage, restored = share ≥ {RESTORED}; a cell is judged where our damage is ≥ {MIN_DAMAGE:g} points. "
         "Relative `none` accuracy = m(none) / clean(none). The intervals resample the seeds with replacement (the "
         "same draw for every cell). A reference cell is compared only with a column of ours that runs the "
         "reference's settings.\n\n"

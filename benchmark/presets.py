@@ -122,7 +122,8 @@ def get_preset(spec: str) -> Preset:
         key, _, text = item.partition("=")
         key = key.strip()
         if key not in OVERRIDABLE or not text.strip():
-            raise KeyError(f"preset {spec!r}: {item.strip()!r} is not field=value with a field of {', '.join(OVERRIDABLE)}")
+            raise KeyError(f"preset {spec!r}: {item.strip()!r} is not field=value with a field of "
+                           f"{', '.join(OVERRIDABLE)}")
         try:
             changes[key] = _value(preset, key, text.strip())
         except ValueError as e:
@@ -134,5 +135,6 @@ def get_preset(spec: str) -> Preset:
 def preset_label(preset: Preset) -> str:
     """The name, followed by the fields that differ from the registered preset of that name: `quick[epochs=20]`."""
     base = PRESETS.get(preset.name)
-    changed = [f"{k}={getattr(preset, k)}" for k in OVERRIDABLE if base is not None and getattr(preset, k) != getattr(base, k)]
+    changed = [f"{k}={getattr(preset, k)}" for k in OVERRIDABLE
+               if base is not None and getattr(preset, k) != getattr(base, k)]
     return f"{preset.name}[{','.join(changed)}]" if changed else preset.name

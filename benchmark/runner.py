@@ -25,7 +25,8 @@ from .data import (
 )
 from .imported import PREFIX, ImportedSet, place
 from .identity import (
-    device_name, digest, git_state, machine, library_versions, plugin_code, plugin_identity, plugin_label, preset_identity,
+    device_name, digest, git_state, library_versions, machine, plugin_code, plugin_identity, plugin_label,
+    preset_identity,
 )
 from .metrics import BudgetError, perturbation_metrics
 from .plugins import Context, Countermeasure, Method, build
@@ -220,7 +221,8 @@ def _cell_fields(cell: Cell, config: GridConfig) -> dict[str, Any]:
     return {
         "cell_id": cell.cell_id(config, identity),
         "config_id": digest({k: v for k, v in identity.items() if k != "seed"}),
-        "dataset": config.dataset, "preset": preset_label(p), "preset_id": digest(identity["preset"]), "model": cell.victim(config),
+        "dataset": config.dataset, "preset": preset_label(p), "preset_id": digest(identity["preset"]),
+        "model": cell.victim(config),
         "seed": cell.seed, "poison_ratio": cell.poison_ratio, "identity": identity,
         "method": method.name, "method_id": digest(identity["method"]), "method_label": plugin_label(method),
         "method_params": method.params(),

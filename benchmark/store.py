@@ -112,7 +112,8 @@ def published_rows_files() -> list[Path]:
     return sorted(PUBLISHED_DIR.glob("**/*.jsonl")) if PUBLISHED_DIR.is_dir() else []
 
 
-def carry_rows(sources: Iterable[str | os.PathLike], run_dir: str | os.PathLike, wanted: set[str]) -> list[dict[str, Any]]:
+def carry_rows(sources: Iterable[str | os.PathLike], run_dir: str | os.PathLike,
+               wanted: set[str]) -> list[dict[str, Any]]:
     """Append to `run_dir` the `ok` rows of `sources` (run folders or rows files) whose cell id is in `wanted`
     (one row per id, the first found), each labelled with the file it came from (`carried_from`, kept from an
     earlier carry); returns the rows carried. A row's id is the full hash of everything that made its number, so

@@ -15,7 +15,8 @@ from .densenet import densenet121
 from .vit import vit_tiny_p4
 from .airbench import airbench
 
-__all__ = ["Classifier", "airbench", "conv_bn", "create_model", "densenet121", "fastcnn", "mobilenetv2", "resnet18", "resnet50",
+__all__ = ["Classifier", "airbench", "conv_bn", "create_model", "densenet121", "fastcnn", "mobilenetv2", "resnet18",
+           "resnet50",
            "tinycnn", "vgg16bn", "vit_tiny_p4"]
 
 
