@@ -93,16 +93,28 @@ OVERRIDABLE = ("train_per_class", "test_per_class", "model", "epochs", "batch_si
                "nesterov", "warmup_epochs", "eval_every")
 
 
+POSITIVE = ("train_per_class", "test_per_class", "epochs", "batch_size", "lr", "eval_every")
+
+
 def _value(preset: Preset, key: str, text: str) -> object:
     """`text` as the type of the preset field `key` (integers for the per-class counts, `none` for the full set)."""
     current = getattr(preset, key)
     if key in ("train_per_class", "test_per_class"):
-        return None if text.lower() in ("none", "all") else int(text)
-    if isinstance(current, bool):
+        value: object = None if text.lower() in ("none", "all") else int(text)
+    elif isinstance(current, bool):
         if text.lower() not in ("true", "false"):
             raise ValueError(f"{key} takes true or false, got {text!r}")
-        return text.lower() == "true"
-    return type(current)(text)
+        value = text.lower() == "true"
+    else:
+        value = type(current)(text)
+    if key == "model":
+        from .registry import models
+
+        models.get(str(value))  # an unknown victim lists the registered ones
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and (
+            value <= 0 if key in POSITIVE else value < 0):
+        raise ValueError(f"{key} must be {'> 0' if key in POSITIVE else '>= 0'}, got {value}")
+    return value
 
 
 def get_preset(spec: str) -> Preset:
@@ -126,8 +138,8 @@ def get_preset(spec: str) -> Preset:
                            f"{', '.join(OVERRIDABLE)}")
         try:
             changes[key] = _value(preset, key, text.strip())
-        except ValueError as e:
-            raise KeyError(f"preset {spec!r}: bad value for {key}: {e}") from None
+        except (ValueError, KeyError) as e:
+            raise KeyError(f"preset {spec!r}: bad value for {key}: {e.args[0] if e.args else e}") from None
     shown = ",".join(f"{k}={v}" for k, v in changes.items())
     return dataclasses.replace(preset, summary=f"{preset.summary} [changed: {shown}]", **changes)
 

@@ -29,6 +29,9 @@ def test_label_names_the_changes_and_round_trips():
     ("quick[epochs]", "'epochs'"),
     ("quick[epochs=x]", "bad value for epochs"),
     ("quick[nesterov=maybe]", "true or false"),
+    ("quick[epochs=0]", "epochs must be > 0, got 0"),
+    ("quick[weight_decay=-1]", "weight_decay must be >= 0"),
+    ("quick[model=resnet19]", "resnet18"),
 ])
 def test_bad_override_names_the_value_and_the_choices(spec, named):
     with pytest.raises(KeyError) as err:
