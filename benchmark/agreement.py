@@ -54,11 +54,11 @@ class CellAgreement:
 
     @property
     def share(self) -> float:
-        return _share(*self.ours)
+        return share(*self.ours)
 
     @property
     def reference_share(self) -> float:
-        return _share(*self.reference)
+        return share(*self.reference)
 
     @property
     def judged(self) -> bool:
@@ -135,7 +135,8 @@ def _finite(x: float) -> float | None:
     return None if x is None or math.isnan(x) else round(float(x), 4)
 
 
-def _share(base: float, after: float, clean: float) -> float:
+def share(base: float, after: float, clean: float) -> float:
+    """Share of the damage (clean − base) that `after` wins back; NaN where there is no damage."""
     gap = clean - base
     return (after - base) / gap if gap > 0 else math.nan
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from .agreement import MIN_DAMAGE, RESTORED, TARGETS, Agreement, ReferenceCell, agreement
+from .agreement import MIN_DAMAGE, RESTORED, TARGETS, Agreement, ReferenceCell, agreement, share
 from .leaderboard import SUMMARY_COLUMNS, Leaderboard, build_leaderboards
 from .store import read_rows
 
@@ -110,9 +110,7 @@ def _damage(table: pd.DataFrame, method: str, countermeasure: str) -> float:
 def recovery(table: pd.DataFrame, method: str, countermeasure: str) -> float:
     """Share of the accuracy `method` took that `countermeasure` wins back (NaN when a cell is missing
     or the method takes nothing); without a clean cell under the countermeasure, clean/none stands in."""
-    base, after = _get(table, method, "none"), _get(table, method, countermeasure)
-    gap = _damage(table, method, countermeasure)
-    return (after - base) / gap if gap > 0 else math.nan
+    return share(_get(table, method, "none"), _get(table, method, countermeasure), _clean_under(table, countermeasure))
 
 
 @dataclass
