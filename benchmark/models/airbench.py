@@ -19,12 +19,12 @@ class PatchWhitening(nn.Module):
         self.eps = eps
         self.conv = nn.Conv2d(3, 24, 2, bias=True)
         self.conv.weight.requires_grad_(False)
-        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+        self.fitted = False  # a Python flag: reading a device tensor every step would sync the GPU (and break capture)
 
     @torch.no_grad()
     def fit_once(self, x: torch.Tensor) -> None:
         """Fit the filters to the patches of `x` (N×3×H×W in [0, 1]), unless fitted already."""
-        if bool(self.fitted):
+        if self.fitted:
             return
         patches = x.float().unfold(2, 2, 1).unfold(3, 2, 1)  # N×3×H'×W'×2×2
         patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, 12).double()
@@ -33,10 +33,10 @@ class PatchWhitening(nn.Module):
         filters = (vectors.T / (values.clamp_min(0) + self.eps).sqrt()[:, None]).flip(0)  # largest first
         filters = filters.reshape(12, 3, 2, 2).to(self.conv.weight)
         self.conv.weight.copy_(torch.cat([filters, -filters]))
-        self.fitted.fill_(True)
+        self.fitted = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and not bool(self.fitted):
+        if self.training and not self.fitted:
             self.fit_once(x)
         return self.conv(x)
 
