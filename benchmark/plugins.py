@@ -42,6 +42,34 @@ class Budget:
         return f"L2 ≤ {self.eps:.4g}"
 
 
+@dataclass(frozen=True)
+class Strength:
+    """A method's one strength knob: the parameter that sets how much it changes an image, how the
+    perturbation's mean squared error grows with it, and the values it may take."""
+
+    param: str
+    scale: str  # amplitude: MSE ∝ value² (ε, a mix factor); count: MSE ∝ value (pixels); psnr: the value is in dB
+    low: float
+    high: float
+    integer: bool = False
+
+    SCALES: ClassVar[tuple[str, ...]] = ("amplitude", "count", "psnr")
+
+    def __post_init__(self) -> None:
+        if self.scale not in self.SCALES:
+            raise ValueError(f"unknown strength scale {self.scale!r}; valid scales: {', '.join(self.SCALES)}")
+
+    def value_for(self, value: float, psnr: float, target: float) -> float:
+        """The knob value expected to give `target` dB, from one measured pair (`value` gave `psnr` dB),
+        within [low, high] and rounded to 3 significant digits (an integer for a count)."""
+        if self.scale == "psnr":
+            guess = value + (target - psnr)
+        else:
+            guess = value * 10 ** ((psnr - target) / (20 if self.scale == "amplitude" else 10))
+        guess = min(max(guess, self.low), self.high)
+        return float(round(guess)) if self.integer else float(f"{guess:.3g}")
+
+
 @dataclass
 class Context:
     """What a plugin may use: device, seed, preset, cache folder, progress bars, and on demand a
@@ -131,6 +159,7 @@ class Method(Plugin):
 
     cost: ClassVar[float] = 1.0  # rough generation time, in trainings of the preset's victim (for the grid's ETA)
     in_all: ClassVar[bool] = True  # whether `--methods all` includes it (False for controls of an experiment)
+    strength: ClassVar[Strength | None] = None  # the knob `frontier` turns; None: the method has none
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -141,6 +170,15 @@ class Method(Plugin):
     def budget(self, image_shape: tuple[int, ...] = (3, 32, 32)) -> Budget:
         """This instance's threat model for images of shape C×H×W (override when a parameter or the size sets it)."""
         return Budget("none")
+
+    def with_strength(self, value: float) -> Method:
+        """A copy of this method with its strength knob set to `value`."""
+        if self.strength is None:
+            raise ValueError(f"method {self.name!r} has no strength knob")
+        knob = self.strength
+        if not knob.low <= value <= knob.high:
+            raise ValueError(f"{self.name}.{knob.param} must be in [{knob.low:g}, {knob.high:g}], got {value:g}")
+        return dataclasses.replace(self, **{knob.param: int(value) if knob.integer else float(value)})
 
     def generate(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
         """Protected copy of `images` (uint8 N×3×H×W, same shape)."""

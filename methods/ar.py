@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from benchmark.plugins import Budget, Context, Method
+from benchmark.plugins import Budget, Context, Method, Strength
 from benchmark.registry import register_method
 
 from .lsp import quantize_within_l2
@@ -100,6 +100,7 @@ class AutoregressivePerturbation(Method):
     """Autoregressive perturbations: per class one random stable 3×3 AR process, fresh noise per image, L2 1.0."""
 
     cost = 0.5
+    strength = Strength("eps", "amplitude", 0.05, 20.0)
 
     eps: float = 1.0  # L2 radius of each image's noise, in [0,1] pixel units
     min_response: float = 0.0  # 0: the official searches' 10 for up to 10 classes, 3 for more (CIFAR-100)

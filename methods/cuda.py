@@ -1,12 +1,13 @@
 """Convolution-based Unlearnable DAtaset, CUDA (Sadasivan et al., CVPR 2023)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from benchmark.plugins import Budget, Context, Method
+from benchmark.identity import ADDED
+from benchmark.plugins import Budget, Context, Method, Strength
 from benchmark.registry import register_method
 
 KERNEL = 3
@@ -34,14 +35,18 @@ class ConvolutionUnlearnable(Method):
     """CUDA: each image filtered by its class's random 3×3 blur kernel and rescaled to a peak of 255 (unbounded)."""
 
     cost = 0.01
+    strength = Strength("mix", "amplitude", 0.01, 1.0)
 
     budget = Budget("none")
 
     blur: float = 0.3  # kernel weights are drawn uniform in [0, blur)
+    mix: float = field(default=1.0, metadata=ADDED)  # share of the filtered image: image + mix·(filtered − image)
 
     def __post_init__(self) -> None:
         if not self.blur > 0:
             raise ValueError(f"blur must be > 0 (kernel weights are drawn from [0, blur)), got {self.blur}")
+        if not 0 < self.mix <= 1:
+            raise ValueError(f"mix must be in (0, 1] (1: the filtered image), got {self.mix}")
 
     def kernels(self, num_classes: int, ctx: Context) -> torch.Tensor:
         """The classes' kernels (num_classes×3×3)."""
@@ -55,5 +60,8 @@ class ConvolutionUnlearnable(Method):
             if len(idx) == 0:
                 continue
             # truncated to uint8, as the official script stores the filtered images
-            out[idx] = (convolve(images[idx].double() / 255, kernels[c]) * 255).to(torch.uint8)
+            filtered = convolve(images[idx].double() / 255, kernels[c]) * 255
+            if self.mix != 1:
+                filtered = images[idx].double() + self.mix * (filtered - images[idx].double())
+            out[idx] = filtered.to(torch.uint8)
         return out

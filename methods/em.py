@@ -12,14 +12,14 @@ from benchmark.evaluation import eval_batch
 from benchmark.folding import folded
 from benchmark.identity import ADDED
 from benchmark.models import create_model
-from benchmark.plugins import Budget, Context, Method
+from benchmark.plugins import Budget, Context, Method, Strength
 from benchmark.presets import Preset
 from benchmark.registry import register_method
 
 from .attacks import WarmStartPGD, accuracy, batches, fast_layout, quantize, toward
 
-# Per preset: PGD steps per noise update, step size (/255), model steps per round and the cap on
-# min-min rounds. The paper's 20 steps of 0.8/255 become 10 of 1.6/255 (same path length) on CPU
+# Per preset: PGD steps per noise update, step size (/255, for ε 8/255; another ε scales it), model steps per
+# round and the cap on min-min rounds. The paper's 20 steps of 0.8/255 become 10 of 1.6/255 (same path length) on CPU
 # presets; every preset keeps the paper's 10 model steps of batch 512 per round. More model steps
 # per round (50 at quick) let the crafting model fit real features within 3 rounds, and the noise
 # that stopped the loop was luminance noise that grayscale could not remove (docs/methods.md, "EM's schedule").
@@ -50,6 +50,7 @@ class _MinMin(Method):
     init: str = "zero"  # starting noise: "zero" (the official scripts) or "uniform" in [-eps, eps]
 
     classwise: ClassVar[bool] = False
+    strength = Strength("eps", "amplitude", 0.5, 64.0)
     # 3: the noise's PGD runs against the crafting model with its batch norms folded (speed; rounding differs).
     # 2: channels_last crafting model, sample-wise PGD in evaluation-sized chunks.
     version = "3"
@@ -77,7 +78,7 @@ class _MinMin(Method):
         subset = self.crafting_share(preset)
         # A subset below 1 is a setting; all images (the only choice before `subset` existed) keeps the old keys.
         return ({"subset": subset} if subset < 1 else {}) | {
-            "eps": self.eps, "steps": self.steps or steps, "step_size": self.step_size or step_size,
+            "eps": self.eps, "steps": self.steps or steps, "step_size": self.step_size or step_size * self.eps / 8,
             "max_rounds": self.max_rounds or rounds, "train_steps": self.train_steps or train_steps,
             "stop_error": self.stop_error, "arch": self.arch or preset.model, "batch_size": TRAIN_BATCH,
             "classwise": self.classwise, "init": self.init,

@@ -2,19 +2,20 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-from benchmark.plugins import Budget, Context, Method
+from benchmark.identity import ADDED
+from benchmark.plugins import Budget, Context, Method, Strength
 from benchmark.registry import register_method
 
-PER_PIXEL = 6 / 255  # the paper's L2 budget is that of a uniform 6/255 change of every value
+PER_PIXEL = 6.0  # /255: the paper's L2 budget is that of a uniform 6/255 change of every value
 
 
-def l2_budget(image_shape: tuple[int, ...]) -> float:
-    """√((6/255)²·C·H·W): 1.30 for 3×32×32."""
-    return PER_PIXEL * math.sqrt(math.prod(image_shape))
+def l2_budget(image_shape: tuple[int, ...], per_pixel: float = PER_PIXEL) -> float:
+    """√((per_pixel/255)²·C·H·W): 1.30 for 3×32×32 at the paper's 6/255."""
+    return per_pixel / 255 * math.sqrt(math.prod(image_shape))
 
 
 def gaussian_clusters(counts: list[int], dim: int, class_sep: float, gen: torch.Generator) -> list[torch.Tensor]:
@@ -40,12 +41,18 @@ class LinearSeparablePerturbation(Method):
     """Linear-separable synthetic perturbations: class-wise Gaussian clusters as patch noise, L2 1.30."""
 
     cost = 0.1
+    strength = Strength("eps", "amplitude", 0.5, 64.0)
 
     class_sep: float = 10.0
     patch_size: int = 0  # 0: 8 for images up to 64 px, 32 above (the paper's ImageNet setting)
+    eps: float = field(default=PER_PIXEL, metadata=ADDED)  # the L2 budget as a uniform change of every value, in /255
+
+    def __post_init__(self) -> None:
+        if not 0 < self.eps <= 255:
+            raise ValueError(f"eps must be in (0, 255] (units of 1/255 per value), got {self.eps}")
 
     def budget(self, image_shape: tuple[int, ...] = (3, 32, 32)) -> Budget:
-        return Budget("l2", l2_budget(image_shape))
+        return Budget("l2", l2_budget(image_shape, self.eps))
 
     def generate(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
         n, ch, h, w = images.shape
@@ -57,7 +64,7 @@ class LinearSeparablePerturbation(Method):
         for c, feats in enumerate(clusters):
             noise[labels == c] = feats.view(-1, ch, gh, gw)
         noise = noise.repeat_interleave(patch, 2).repeat_interleave(patch, 3)[:, :, :h, :w]
-        eps = l2_budget((ch, h, w))
+        eps = l2_budget((ch, h, w), self.eps)
         noise = noise * (eps / noise.flatten(1).norm(dim=1).clamp_min(1e-12))[:, None, None, None]
         return quantize_within_l2(images, noise * 255, eps * 255)
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from benchmark.folding import folded
 from benchmark.models import create_model
-from benchmark.plugins import Budget, Context, Method
+from benchmark.plugins import Budget, Context, Method, Strength
 from benchmark.presets import Preset
 from benchmark.registry import register_method
 from benchmark.training import random_crop_flip
@@ -20,7 +20,7 @@ from .attacks import accuracy, fast_layout, quantize
 # Per preset: crafting-model steps, noise PGD steps and step (/255), inner attack steps and step (/255),
 # augmented samples per expectation. `paper` is the official CIFAR-10 script (5000 steps of batch 128,
 # 10 × 1.6/255 for the noise, 10 × 0.8/255 for the 4/255 attack, 5 samples); the CPU presets keep the path
-# lengths (steps × step size) and cut the steps and samples: one quick step costs 5 × (3 + 1) input-gradient
+# lengths (steps × step size) and cut the steps and samples (the noise's step is for ε 8/255; another ε scales it): one quick step costs 5 × (3 + 1) input-gradient
 # passes instead of 5 × 10 × (10 + 1).
 SCHEDULE: dict[str, tuple[int, int, float, int, float, int]] = {
     "smoke": (20, 2, 8.0, 2, 4.0, 1),
@@ -37,6 +37,7 @@ class RobustErrorMinimizing(Method):
     """Robust error-minimizing noise, L∞ 8/255: min-min-max against a crafting model adversarially trained at 4/255."""
 
     cost = 20.0
+    strength = Strength("eps", "amplitude", 0.5, 64.0)
     # 3: the attacks run against the crafting model with its batch norms folded (speed; the rounding differs).
     # 2: a channels_last crafting model.
     version = "3"
@@ -68,7 +69,7 @@ class RobustErrorMinimizing(Method):
         train_steps, steps, step_size, adv_steps, adv_step_size, samples = SCHEDULE.get(preset.name, SCHEDULE["paper"])
         return {
             "eps": self.eps, "adv_radius": self.adv_radius, "train_steps": self.train_steps or train_steps,
-            "steps": self.steps or steps, "step_size": self.step_size or step_size,
+            "steps": self.steps or steps, "step_size": self.step_size or step_size * self.eps / 8,
             "adv_steps": self.adv_steps or adv_steps, "adv_step_size": self.adv_step_size or adv_step_size,
             "samples": self.samples or samples, "arch": self.arch or preset.model, "batch_size": BATCH,
         }

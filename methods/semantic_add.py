@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmark.plugins import Budget, Context, Method
+from benchmark.plugins import Budget, Context, Method, Strength
 from benchmark.registry import register_method
 
 from .attacks import quantize
@@ -37,6 +37,7 @@ class SemanticAdd(Method):
 
     cost = 0.1
     in_all = False  # a control for docs/dh-fidelity.md, not a protection: `--methods all` leaves it out
+    strength = Strength("psnr", "psnr", 5.0, 80.0)
 
     psnr: float = 28.0  # dB of each protected image against its clean one (before rounding to uint8)
     band: str = "full"  # full: the semantic image; low: its Gaussian blur; high: its Haar detail bands only

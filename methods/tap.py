@@ -10,14 +10,14 @@ import torchattacks
 
 from benchmark.evaluation import eval_batch
 from benchmark.folding import folded
-from benchmark.plugins import Budget, Context, Method
+from benchmark.plugins import Budget, Context, Method, Strength
 from benchmark.presets import Preset
 from benchmark.registry import register_method
 from benchmark.training import random_crop_flip
 
 from .attacks import accuracy, batches, fast_layout, quantize, toward
 
-# Per preset: PGD steps, step size (/255) and restarts. The paper: 250 steps, 8 restarts.
+# Per preset: PGD steps, step size (/255, for ε 8/255; another ε scales it) and restarts. The paper: 250 steps, 8 restarts.
 SCHEDULE: dict[str, tuple[int, float, int]] = {"smoke": (10, 2.0, 1), "quick": (40, 1.0, 1), "paper": (250, 0.5, 8)}
 
 
@@ -27,6 +27,7 @@ class TargetedAdversarialPoisoning(Method):
     """Targeted adversarial poisoning, L∞ 8/255: PGD on a clean surrogate towards label (y+1) mod C."""
 
     cost = 11.0  # with the surrogate's training
+    strength = Strength("eps", "amplitude", 0.5, 64.0)
     # 2: crop-and-flip inside every PGD step (`augment`), as the official code by default; 3: a channels_last
     # surrogate, PGD in evaluation-sized chunks (speed; each chunk draws its own crops, so the draws differ)
     version = "4"  # 4: the surrogate's batch norms folded into its convolutions (speed; rounding differs)
@@ -52,7 +53,7 @@ class TargetedAdversarialPoisoning(Method):
         """The effective settings at `preset` (zero-valued parameters take the preset's value)."""
         steps, step_size, restarts = SCHEDULE.get(preset.name, SCHEDULE["paper"])
         return {
-            "eps": self.eps, "steps": self.steps or steps, "step_size": self.step_size or step_size,
+            "eps": self.eps, "steps": self.steps or steps, "step_size": self.step_size or step_size * self.eps / 8,
             "restarts": self.restarts or restarts, "shift": self.shift, "arch": self.arch or preset.model,
             "augment": self.augment,
         }

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from benchmark.identity import ADDED, CONTENT, tensor_digest
-from benchmark.plugins import Budget, Context, Method
+from benchmark.plugins import Budget, Context, Method, Strength
 from benchmark.presets import Preset
 from benchmark.registry import register_method
 
@@ -61,6 +61,8 @@ class _DeepHiding(Method):
     """Shared by `dh` and `dh-8`: train the hiding network, hide one class semantic image per image."""
 
     cost = 20.0  # with the hiding network's training, which dh and dh-8 share
+    # the network's residual scaled after training: one hiding network serves every strength
+    strength = Strength("scale", "amplitude", 0.01, 8.0)
 
     eps: float = 0.0  # L∞ bound of the perturbation in 1/255 steps, in training and generation (0: none)
     blocks: int = 0  # coupling blocks (0: the preset's)
@@ -85,6 +87,7 @@ class _DeepHiding(Method):
     low_weight: float = field(default=LOW_FREQUENCY_WEIGHT, metadata=ADDED)  # weight of the LL-band MSE
     secret_blur: float = field(default=0.0, metadata=ADDED)  # Gaussian blur (std, pixels) of the semantic images
     outline: bool = field(default=True, metadata=ADDED)  # procedural semantic images draw their shape's edge
+    scale: float = field(default=1.0, metadata=ADDED)  # factor on the hiding network's residual (the strength knob)
 
     def __post_init__(self) -> None:
         if not 0 <= self.eps <= 255:
@@ -113,6 +116,8 @@ class _DeepHiding(Method):
         if min(self.detail_weight, self.low_weight, self.secret_blur) < 0:
             raise ValueError(f"detail_weight, low_weight and secret_blur must be ≥ 0, got {self.detail_weight}, "
                              f"{self.low_weight}, {self.secret_blur}")
+        if not self.scale > 0:
+            raise ValueError(f"scale must be > 0 (a factor on the hiding network's residual), got {self.scale}")
         if self.sd_steps < 1 or self.sd_resolution < 8:
             raise ValueError(f"sd_steps must be ≥ 1 and sd_resolution ≥ 8, got {self.sd_steps}, {self.sd_resolution}")
 
@@ -156,7 +161,7 @@ class _DeepHiding(Method):
         assignment = assign_secrets(labels, secret_labels, self.secret_assignment, ctx.generator(STREAM_ASSIGN))
         surrogate = ctx.surrogate(s["arch"])
         net, record = self._hiding_network(images, labels, secrets, assignment, surrogate, s, ctx)
-        protected = hide_all(net, images, secrets, assignment, self.eps / 255, ctx.device, ctx.progress)
+        protected = hide_all(net, images, secrets, assignment, self.eps / 255, ctx.device, ctx.progress, self.scale)
         sub = measured_subset(len(images))
         within, between = perturbation_spread(surrogate, images[sub], protected[sub], labels[sub])
         delta = (protected.float() - images.float()).div_(255).flatten(1)

@@ -150,14 +150,16 @@ def hide_all(
     eps: float,
     device: torch.device,
     progress: Callable[..., Any],
+    scale: float = 1.0,
 ) -> torch.Tensor:
-    """uint8 stego images: cover i hiding `secrets[assignment[i]]`, the perturbation `bounded` by
+    """uint8 stego images: cover i hiding `secrets[assignment[i]]`, the perturbation times `scale`, `bounded` by
     `eps` (in [0,1] units; 0: unbounded), then rounded and clipped to [0, 255]."""
     out = torch.empty_like(covers)
     for sl in batches(len(covers), HIDE_BATCH, progress, "dh hiding"):
         cover = _to_unit(covers[sl], device)
         stego, _ = net.hide(cover, _to_unit(secrets[assignment[sl]], device))
-        out[sl] = quantize(covers[sl], bounded(stego - cover, eps).cpu())
+        residual = stego - cover if scale == 1 else (stego - cover) * scale
+        out[sl] = quantize(covers[sl], bounded(residual, eps).cpu())
     return out
 
 
