@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .identity import digest
+from .perceptibility import COLUMNS as MEASURES, HEADERS, class_order, class_ranks, perceptibility
 from .presets import plumbing_only
 from .registry import countermeasures, methods
 from .store import read_rows
@@ -50,6 +51,8 @@ class Leaderboard:
     rows: list[dict[str, Any]]  # the rows shown, in table order: per cell id its latest ok row, else latest failed
     preset_label: str  # the preset name, with `@` and a short id when another preset_id shares the name
     provenance: list[str]  # one sentence per mixed commit, dirty checkout or library versions; empty when uniform
+    # per method: threat model, PSNR, SSIM, L∞, L2 of its protected sets, budget class and rank by `worst` in it
+    perceptibility: pd.DataFrame
     poison_ratio: float = 1.0  # the share of the training set the methods protected
 
     @property
@@ -252,8 +255,10 @@ def _board(entries: list[dict[str, Any]], preset_label: str) -> Leaderboard:
     rows = [e["row"] for e in shown]
     first = entries[0]
     labelled = {(row_labels[m], col_labels[c]): dict(seeds_of) for (m, c), seeds_of in accs.items()}
+    visible = perceptibility([(row_labels[e["method_id"]], e["row"]) for e in shown]).reindex(mean.index)
+    visible["rank"] = class_ranks(visible, mean["worst"])
     return Leaderboard(first["dataset"], first["preset"], first["preset_id"], first["model"], mean, std, seeds, low,
-                       high, labelled, status, rows, preset_label, _provenance(rows), first["poison_ratio"])
+                       high, labelled, status, rows, preset_label, _provenance(rows), visible, first["poison_ratio"])
 
 
 def build_leaderboards(rows: list[dict[str, Any]]) -> list[Leaderboard]:
@@ -300,9 +305,43 @@ def _cells(board: Leaderboard, frame: pd.DataFrame, missing: str, spread: bool =
 
 
 def _table(board: Leaderboard, frame: pd.DataFrame, spread: bool = False) -> str:
-    """`frame` as a Markdown table, numbers right-aligned."""
-    text = _cells(board, frame, missing="–", spread=spread)
+    """`frame` as a Markdown table, numbers right-aligned, then each method's measured perceptibility."""
+    text = _cells(board, frame, missing="–", spread=spread).join(_measures_text(board))
     return text.to_markdown(disable_numparse=True, colalign=("left",) + ("right",) * text.shape[1])
+
+
+def _measures_text(board: Leaderboard) -> pd.DataFrame:
+    """PSNR, SSIM, L∞ and L2 per method as text (`∞` for an unchanged set, `–` where unmeasured)."""
+    digits = {"psnr": 1, "ssim": 3, "linf": 0, "l2": 2}
+
+    def text(column: str, value: float) -> str:
+        if pd.isna(value):
+            return "–"
+        return "∞" if math.isinf(value) else f"{value:.{digits[column]}f}"
+
+    table = board.perceptibility
+    return pd.DataFrame({HEADERS[c]: [text(c, v) for v in table[c]] for c in MEASURES}, index=table.index)
+
+
+def _classes(board: Leaderboard) -> str:
+    """Per budget class, its methods by `worst` with their threat model and PSNR, as Markdown."""
+    table = board.perceptibility
+    blocks = []
+    for name in class_order()[:-2]:
+        members = table[table["class"] == name].sort_values("rank", kind="stable")
+        if members.empty:
+            continue
+        lines = [f"{int(r['rank']) if not pd.isna(r['rank']) else '–'}. `{m}`: worst "
+                 f"{board.mean.at[m, 'worst']:.1f} · {r['psnr']:.1f} dB · {r['threat']}" for m, r in members.iterrows()]
+        blocks.append(f"**{name}**\n\n" + "\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def measures_table(board: Leaderboard) -> pd.DataFrame:
+    """Each method's perceptibility, threat model, budget class and rank in class, as the CSV's columns."""
+    visible = board.perceptibility.rename(columns={"psnr": "psnr_db", "linf": "linf_255", "class": "budget_class",
+                                                   "rank": "class_rank"})
+    return visible[["psnr_db", "ssim", "linf_255", "l2", "threat", "budget_class", "class_rank"]]
 
 
 def _ranges(board: Leaderboard) -> str:
@@ -347,6 +386,11 @@ def _markdown(board: Leaderboard) -> str:
            if plumbing_only(board.preset) else "")
         + (f"> **Mixed provenance**: these rows may not be comparable.\n>\n{notes}\n" if notes else "")
         + f"{_table(board, board.mean, spread=True)}\n{footnotes}"
+        + "\nPSNR, SSIM, L∞ and L2 (mean per image, [0,1] pixel units) measure the protected training set against "
+          "the clean one, averaged over seeds.\n"
+        + f"\n## Rank within budget class\n\nMethods are classed by the measured PSNR of their protected sets; a "
+          "rank compares methods of one class. Between classes, `worst` compares perturbation sizes as much as "
+          f"robustness: read across classes only with that said.\n\n{_classes(board)}\n"
         # one seed has no spread to show; a table of zeros would read as perfect agreement
         + (f"\n## Range over seeds (lowest–highest)\n\n{_ranges(board)}\n"
            f"\n## Ranking by worst\n\n{_ranking(board)}\n" if several else "")
@@ -397,7 +441,9 @@ def _heatmap(board: Leaderboard, path: Path) -> None:
     if summaries:  # a gap between the countermeasures and the summaries over them
         ax.axvline(data.shape[1] - summaries - 0.5, color="white", linewidth=4)
     ax.set_xticks(range(data.shape[1]), data.columns, rotation=45, ha="right")
-    ax.set_yticks(range(data.shape[0]), data.index)
+    psnr = board.perceptibility["psnr"]
+    ax.set_yticks(range(data.shape[0]), [m if pd.isna(psnr.get(m)) or math.isinf(psnr[m]) else f"{m} · {psnr[m]:.1f} dB"
+                                         for m in data.index])
     notes = (["* incomplete row (grey cells): worst is only a lower bound"] if board.incomplete.any() else []) + (
         [f"{UNSTABLE_MARK} unstable: seeds disagree by more than {UNSTABLE_SPREAD:g} points"]
         if board.unstable.any().any() else [])
@@ -509,7 +555,7 @@ def write_leaderboard(
         if board.seeds.max().max() <= 1:  # one seed has no spread; a table of zeros would read as agreement
             parts = tuple(p for p in parts if p != "_std.csv")
         paths = {part: _inside(out, f"{stem}{part}") for part in parts}
-        board.mean.round(2).to_csv(paths[".csv"])
+        board.mean.round(2).join(measures_table(board).round(3)).to_csv(paths[".csv"])
         if "_std.csv" in paths:
             board.std.round(2).to_csv(paths["_std.csv"])
         board.status.assign(incomplete=board.incomplete).to_csv(paths["_status.csv"])

@@ -24,6 +24,7 @@ import pandas as pd
 
 from .agreement import TARGETS, Agreement
 from .gallery import GALLERY_DIR, gallery_name
+from .perceptibility import COLUMNS as MEASURES, HEADERS
 from .leaderboard import (FAILED, MISSING, OK, SUMMARY_COLUMNS, UNSTABLE_MARK, UNSTABLE_SPREAD, Leaderboard,
                           _cells, _flat, _inside, _safe, _stems, build_leaderboards)
 from .presets import plumbing_only
@@ -216,6 +217,27 @@ def _panel(board: Leaderboard, pid: str, method: str, column: str, rows: list[di
     )
 
 
+_MEASURE_HEADS = (*((HEADERS[c], "number") for c in MEASURES), ("budget class", "text"), ("rank in class", "number"))
+
+
+def _measure_cells(board: Leaderboard, method: str) -> list[str]:
+    """The method's perceptibility, budget class and rank in it, as sortable table cells."""
+    r = board.perceptibility.loc[method]
+    digits = {"psnr": 1, "ssim": 3, "linf": 0, "l2": 2}
+    cells = []
+    for c in MEASURES:
+        value = float(r[c])
+        if pd.isna(value):
+            cells.append("<td class=\"num measure\" data-value=\"\">–</td>")
+        else:  # an unchanged set (PSNR ∞) sorts above every finite one
+            key = "1e9" if math.isinf(value) else f"{value:.4f}"
+            shown = "∞" if math.isinf(value) else f"{value:.{digits[c]}f}"
+            cells.append(f"<td class=\"num measure\" data-value=\"{key}\">{shown}</td>")
+    rank = "" if pd.isna(r["rank"]) else f"{int(r['rank'])}"
+    return cells + [f"<td class=\"measure\" data-text=\"{_e(r['class'])}\" title=\"{_e(r['threat'])}\">{_e(r['class'])}</td>",
+                    f"<td class=\"num measure\" data-value=\"{rank}\">{rank or '–'}</td>"]
+
+
 def board_page(board: Leaderboard, method_files: dict[str, str]) -> str:
     """The board's table (sortable, coloured, each cell linking its panel) and the panels."""
     mean = board.mean.round(2)  # the CSV's values: sorting keys and colours
@@ -232,7 +254,8 @@ def board_page(board: Leaderboard, method_files: dict[str, str]) -> str:
 
     head = "<th data-type=\"text\" scope=\"col\">method</th>" + "".join(
         f"<th data-type=\"number\" scope=\"col\"{_SUMMARY_CLASS if c in SUMMARY_COLUMNS else ''}>{_e(c)}</th>"
-        for c in columns)
+        for c in columns) + "".join(
+        f"<th data-type=\"{kind}\" scope=\"col\" class=\"measure\">{_e(label)}</th>" for label, kind in _MEASURE_HEADS)
     body, panels = [], []
     for i, method in enumerate(mean.index):
         rows_of_method = [r for c in countermeasures for r in cells.get((method, c), [])]
@@ -257,6 +280,7 @@ def board_page(board: Leaderboard, method_files: dict[str, str]) -> str:
                 text = f"<a href=\"#{pid}\">{text}</a>"
                 panels.append(_panel(board, pid, method, column, cells.get((method, column), []), status))
             tds.append(f"<td class=\"{' '.join(classes)}\" {attrs}{style}>{text}</td>")
+        tds += _measure_cells(board, method)
         body.append(f"<tr data-method=\"{_e(method)}\">{''.join(tds)}</tr>")
 
     notes = []
@@ -284,6 +308,10 @@ def board_page(board: Leaderboard, method_files: dict[str, str]) -> str:
           "is stronger protection. <code>worst</code> is the max over countermeasures (a method's rank), "
           "<code>mean</code> the average. Click a column header to sort; click a cell for its curve, parameters, "
           "timings and provenance.</p>"
+        + "<p>The last columns measure each method's protected training set against the clean one (mean over "
+          "seeds): PSNR, SSIM, L∞ and the mean per-image L2. The budget class is the PSNR band; the rank compares "
+          "methods within one class only, since between classes <code>worst</code> reflects perturbation size as "
+          "much as robustness.</p>"
         + f"<p class=\"muted\">colour: {scale_low} % <span class=\"legend\" style=\"background:linear-gradient("
           f"to right, {gradient})\"></span> {scale_high} %</p>"
         + f"<div class=\"wrap\"><table id=\"board\" class=\"sortable board\"><thead><tr>{head}</tr></thead>"

@@ -223,7 +223,7 @@ def test_the_published_leaderboard_renders_its_table_and_every_row_is_current(da
         (board,) = build_leaderboards(rows)
     assert caught == []  # one commit, a clean checkout, one set of library versions
     published = pd.read_csv(PUBLISHED / "cifar10-quick.csv", index_col="method")
-    pd.testing.assert_frame_equal(board.mean.round(2), published, check_names=False)
+    pd.testing.assert_frame_equal(board.mean.round(2), published[board.mean.columns], check_names=False)
     assert {r["schema"] for r in rows} == {2} and not any(r["git_dirty"] for r in rows) and len(rows) == 684
     assert {r["git_commit"][:7] for r in rows} == {"106d349"}
     assert (board.seeds.to_numpy() == 3).all()
@@ -279,3 +279,33 @@ def test_methods_whose_bounds_overlap_are_not_ranked_apart():
     rows += [_row("em", "none", s, a) for s, a in ((0, 0.35), (1, 0.40))]
     (board,) = build_leaderboards(rows)
     assert [(m, ties) for m, _, _, _, ties in board.ranking()] == [("em", True), ("ops", False)]
+
+
+def _measured(psnr: float | None, linf: float, ssim: float = 0.9, l2: float = 1.0) -> dict:
+    return {"perturbation": {"psnr": psnr, "linf": linf, "l2_mean": l2, "ssim": ssim}}
+
+
+def test_the_board_shows_perceptibility_and_ranks_within_budget_classes(tmp_path):
+    """Measures are the mean over seeds of each protected set (one per seed, whatever the column); a method is
+    classed by its PSNR band and ranked by `worst` only against its class."""
+    rows = [_row("clean", cm, 0, 0.6, **_measured(None, 0.0, 1.0, 0.0)) for cm in ("none", "jpeg10")]
+    spec = {"em": (31.0, 33.0, 0.20, 0.30), "tap": (32.0, 32.0, 0.10, 0.40), "cuda": (19.0, 19.5, 0.15, 0.25),
+            "dh": (28.0, 28.0, 0.50, 0.55)}
+    for method, (psnr0, psnr1, acc_none, acc_jpeg) in spec.items():
+        for seed, psnr in enumerate((psnr0, psnr1)):
+            for cm, acc in (("none", acc_none), ("jpeg10", acc_jpeg)):
+                rows.append(_row(method, cm, seed, acc, budget="L∞ ≤ 8/255", **_measured(psnr, 8 / 255)))
+    board, = build_leaderboards(rows)
+    table = board.perceptibility
+    assert table.at["em", "psnr"] == pytest.approx(32.0) and table.at["em", "linf"] == pytest.approx(8.0)
+    assert table.at["clean", "class"] == "reference" and table.at["clean", "psnr"] == float("inf")
+    assert [table.at[m, "class"] for m in ("em", "tap", "dh", "cuda")] == ["≥ 30 dB", "≥ 30 dB", "24–30 dB", "< 24 dB"]
+    # em's worst (30 %) beats tap's (40 %) within their class; cuda, stronger than both, is alone in its own
+    assert table.at["em", "rank"] == 1 and table.at["tap", "rank"] == 2 and table.at["cuda", "rank"] == 1
+    assert pd.isna(table.at["clean", "rank"])
+    write_leaderboard([_write(tmp_path / "run", rows)], tmp_path / "out")
+    csv = pd.read_csv(tmp_path / "out" / "leaderboard.csv", index_col="method")
+    assert csv.at["cuda", "budget_class"] == "< 24 dB" and csv.at["em", "psnr_db"] == pytest.approx(32.0)
+    markdown = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "PSNR (dB)" in markdown and "## Rank within budget class" in markdown
+    assert markdown.index("1. `em`: worst 30.0") < markdown.index("2. `tap`: worst 40.0") < markdown.index("**24–30 dB**")

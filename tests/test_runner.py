@@ -45,8 +45,9 @@ def test_smoke_grid_of_every_countermeasure_end_to_end_then_resume_trains_nothin
     assert not any(r["generation_cached"] for r in rows), "every set was made by this run, none came from a cache"
 
     board = pd.read_csv(tmp_path / "run" / "leaderboard.csv", index_col="method")
-    assert list(board.columns) == [*defenses, "worst", "mean"]
-    assert list(board.index) == ["lsp"]
+    assert list(board.columns) == [*defenses, "worst", "mean", "psnr_db", "ssim", "linf_255", "l2", "threat",
+                                   "budget_class", "class_rank"]
+    assert list(board.index) == ["lsp"] and board.at["lsp", "budget_class"] == "≥ 30 dB"
     assert (board["worst"] == board[defenses].max(axis=1)).all()
     md = (tmp_path / "run" / "leaderboard.md").read_text()
     assert "| lsp " in md and "worst" in md

@@ -127,10 +127,22 @@ def markdown_table(path: Path) -> dict[str, dict[str, str]]:
 def assert_board_equals_csv(page: Path, csv: Path, markdown: Path | None = None) -> None:
     columns, table = parse_board(page)
     expected = pd.read_csv(csv, index_col="method")
-    assert columns == list(expected.columns) and list(table) == list(expected.index)
+    accuracies = [c for c in expected.columns if c not in MEASURED]
+    assert list(expected.columns[len(accuracies):]) == MEASURED
+    assert columns == [*accuracies, "PSNR (dB)", "SSIM", "L∞ (/255)", "L2", "budget class", "rank in class"]
+    assert list(table) == list(expected.index)
+    for method in expected.index:  # the measures: the same numbers as the CSV's (an unchanged set's ∞ sorts first)
+        for site_column, csv_column in (("PSNR (dB)", "psnr_db"), ("SSIM", "ssim"), ("L2", "l2")):
+            value, _ = table[method][site_column]
+            want = expected.at[method, csv_column]
+            if pd.isna(want):  # rows without measures
+                assert value == "", (method, csv_column)
+                continue
+            assert float(value) == (1e9 if want == float("inf") else pytest.approx(want, abs=1e-3)), (method, csv_column)
+        assert table[method]["budget class"][1] == expected.at[method, "budget_class"]
     md = markdown_table(markdown) if markdown else None
     for method in expected.index:
-        for column in expected.columns:
+        for column in accuracies:
             value, text = table[method][column]
             want = expected.at[method, column]
             if pd.isna(want):
@@ -398,6 +410,9 @@ def browser(tmp_path_factory):
     chromium.close()
 
 
+MEASURED = ["psnr_db", "ssim", "linf_255", "l2", "threat", "budget_class", "class_rank"]  # the CSV's last columns
+
+
 def _sorted_methods(csv: Path, column: str, descending: bool) -> list[str]:
     """The order the page should show after sorting by `column`: numbers ascending (descending), gaps last, stable."""
     table = pd.read_csv(csv, index_col="method")
@@ -419,11 +434,16 @@ def _check_in_browser(browser: Browser, site: Path, csv: Path, sort_column: str,
     expected = pd.read_csv(csv, index_col="method")
     shown = browser.eval(READ_TABLE)
     assert [m for m, _ in shown] == list(expected.index)
+    accuracies = [c for c in expected.columns if c not in MEASURED]
     for method, values in shown:
-        for column, value in zip(expected.columns, values):
+        for column, value in zip(accuracies, values):
             want = expected.at[method, column]
             assert (value == "") if pd.isna(want) else float(value) == pytest.approx(want, abs=1e-9), (method, column)
 
+    psnr = f"#board thead th:nth-child({list(expected.columns).index('psnr_db') + 2})"  # the site's PSNR column
+    assert browser.eval(f"document.querySelector({json.dumps(psnr)}).textContent") == "PSNR (dB)"
+    browser.click(psnr)
+    assert [m for m, _ in browser.eval(READ_TABLE)] == _sorted_methods(csv, "psnr_db", descending=False)
     header = f"#board thead th:nth-child({list(expected.columns).index(sort_column) + 2})"
     browser.click(header)
     assert [m for m, _ in browser.eval(READ_TABLE)] == _sorted_methods(csv, sort_column, descending=False)
