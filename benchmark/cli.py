@@ -14,7 +14,7 @@ from .imported import PREFIX, parse_budget
 from .plugins import Plugin, build
 from .presets import PRESETS, Preset, get_preset, plumbing_only
 from .registry import PluginLoadError, Registry, countermeasures, methods, models
-from .store import RunFolderBusy
+from .store import RunFolderBusy, published_rows_files
 
 if TYPE_CHECKING:
     import torch
@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from .ray_executor import RayOptions
 
 LIST_KINDS = ("methods", "countermeasures", "models", "presets")
+# The columns a frontier runs by default: the countermeasures that decide most verdicts (issue 34).
+FRONTIER_COUNTERMEASURES = ("none", "grayscale", "jpeg10", "median_filter", "gaussian_blur", "ueraser", "adv_train",
+                            "diffusion")
 LIST_ALIASES = {"defenses": "countermeasures"}  # the kind named as the old `run --defenses` flag
 
 
@@ -313,6 +316,34 @@ def build_parser() -> argparse.ArgumentParser:
                      help="CPU-hours of one seed of the full grid at the first run's settings: each run's is projected "
                           "from it by its cost, and the plot uses it")
 
+    fr = sub.add_parser("frontier", help="methods at a ladder of strengths aimed at target PSNRs × countermeasures × "
+                                         "seeds (resumable cells), then accuracy against PSNR as a table and a plot")
+    fr.add_argument("--methods", default="all", help="comma list of methods with a strength knob, or 'all' (default; "
+                                                     "see `list methods`)")
+    fr.add_argument("--countermeasures", default=",".join(FRONTIER_COUNTERMEASURES),
+                    help=f"comma list or 'all' (default: {','.join(FRONTIER_COUNTERMEASURES)})")
+    fr.add_argument("--targets", type=_targets, default=None, metavar="DB,DB,...",
+                    help="target PSNRs of the ladder (default: 36,32,28,24,20); each method's strength as given is run too")
+    fr.add_argument("--pilot-images", type=int, default=256, metavar="N",
+                    help="training images each method's calibration pilot protects (default: 256)")
+    fr.add_argument("--seeds", type=_seeds, default=[0, 1], help="comma list of seeds (default: 0,1)")
+    fr.add_argument("--preset", default="quick", type=_preset_spec, help="as for run (default: quick)")
+    fr.add_argument("--dataset", default="cifar10", help="cifar10, cifar100 or imagenet-subset")
+    fr.add_argument("--out", default=None, help="run folder (default: results/runs/frontier-DATASET-PRESET)")
+    fr.add_argument("--data-root", default=None, help="dataset folder (else $UEBENCH_DATA_ROOT, else the user cache)")
+    fr.add_argument("--cache-dir", default=None, help="artifact cache (else $UEBENCH_CACHE_DIR, else the user cache)")
+    fr.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    fr.add_argument("--jobs", type=int, default=1, help="parallel processes, as for run (default: 1)")
+    fr.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE",
+                    help="other parameters of the methods (the knob itself is the ladder's)")
+    fr.add_argument("--countermeasure-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE",
+                    help="parameters of the countermeasures")
+    fr.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    fr.add_argument("--recompute", action="store_true",
+                    help="compute every cell here, taking no finished row from the published boards")
+    fr.add_argument("--render-only", action="store_true",
+                    help="only render OUT/frontier.{md,csv,png} from the rows already in OUT")
+
     site = sub.add_parser("site", help="render a static web site (HTML, CSS, a little JavaScript) from result rows")
     site.add_argument("run_dirs", nargs="+", metavar="PATH", help="run folders or results .jsonl files")
     site.add_argument("--out", required=True, metavar="DIR", help="output folder; open DIR/index.html")
@@ -377,7 +408,6 @@ def _ray_options(args: argparse.Namespace) -> RayOptions | None:
 
 def _reuse(args: argparse.Namespace) -> list[str | Path]:
     """Where finished rows may come from: none with --recompute, else --reuse, else the published boards."""
-    from .store import published_rows_files
 
     if args.recompute:
         return []
@@ -428,6 +458,51 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
            if plumbing_only(args.preset) else "")
     )
     return 1 if summary.failed else 0
+
+
+def _targets(text: str) -> list[float]:
+    """An argparse type: comma-separated PSNRs in dB."""
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected PSNRs in dB such as 36,32,28, got {text!r}") from None
+
+
+def _frontier(args: argparse.Namespace) -> int:
+    from .frontier import PILOT_IMAGES, TARGETS, run_frontier, write_frontier
+    from .runner import GridConfig
+
+    out = Path(args.out or Path("results") / "runs" / f"frontier-{args.dataset}-{args.preset}")
+    if args.render_only:
+        for path in write_frontier([out], out):
+            print(path)
+        return 0
+    names = expand_methods(args.methods)
+    if args.methods == "all":
+        names = [n for n in names if methods.get(n).strength is not None]
+    method_args = parse_plugin_args(args.method_args, methods, "--method-args")
+    for name, given in method_args.items():
+        knob = methods.get(name).strength
+        if knob is not None and knob.param in given:
+            raise ValueError(f"--method-args sets {name}.{knob.param}, the knob the frontier's ladder sets; leave it out")
+    config = GridConfig(dataset=args.dataset, preset=args.preset, data_root=args.data_root, cache_dir=args.cache_dir,
+                        device=args.device, method_args=method_args,
+                        countermeasure_args=parse_plugin_args(args.countermeasure_args, countermeasures,
+                                                              "--countermeasure-args"))
+    if args.pilot_images < 10:
+        raise ValueError(f"--pilot-images must be at least 10, got {args.pilot_images}")
+    reuse = [] if args.recompute else list(published_rows_files())
+    try:
+        paths = run_frontier(config, names, countermeasures.expand(args.countermeasures), args.seeds, out,
+                             args.targets or list(TARGETS), args.pilot_images or PILOT_IMAGES, args.jobs,
+                             not args.no_progress, reuse)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. Finished cells are kept in {out / 'results.jsonl'}; run the same command to resume.",
+              file=sys.stderr)
+        return 130
+    for path in paths:
+        print(path)
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -621,6 +696,8 @@ def main(argv: list[str] | None = None) -> int:
                 lever_plot(table, out / f"{args.name}.png")
             print(text)
             return 0
+        if args.command == "frontier":
+            return _frontier(args)
         if args.command == "site":
             from .site import write_site
 

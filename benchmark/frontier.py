@@ -1,0 +1,284 @@
+"""Protection against perceptibility: each method at a ladder of strengths aimed at target PSNRs, trained under
+countermeasures as ordinary cells, and the curves of accuracy against the PSNR each set actually has."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .data import load_splits, split_digests
+from .identity import digest, plugin_identity
+from .metrics import perturbation_metrics
+from .plugins import Method, Strength
+from .registry import methods
+from .store import read_rows
+
+TARGETS = (36.0, 32.0, 28.0, 24.0, 20.0)  # dB, from near-invisible to plainly visible
+PILOT_IMAGES = 256
+MIN_GAP = 1.0  # dB: a ladder step predicted closer than this to another point is not run (it would repeat it)
+READ_AT = (32.0, 28.0, 24.0)  # PSNRs at which the summary reads each curve (interpolated between ladder points)
+CALIBRATION = "frontier.json"
+
+
+def knob(method: Method) -> Strength:
+    """The method's strength knob, or a clear error naming the methods that have one."""
+    if method.strength is None:
+        having = [n for n in methods.names() if methods.get(n).strength is not None]
+        raise ValueError(f"method {method.name!r} has no strength knob; methods with one: {', '.join(having)}")
+    return method.strength
+
+
+def predicted_psnr(strength: Strength, value: float, pilot_value: float, pilot_psnr: float) -> float:
+    """The PSNR (dB) that `value` should give, from the pilot's (value, PSNR) pair (the inverse of `value_for`)."""
+    if strength.scale == "psnr":
+        return pilot_psnr + (value - pilot_value)
+    return pilot_psnr - (20 if strength.scale == "amplitude" else 10) * math.log10(value / pilot_value)
+
+
+def _pilot_indices(n: int, count: int) -> torch.Tensor:
+    """`count` evenly spaced positions of n images (all of them when count ≥ n)."""
+    return torch.linspace(0, n - 1, min(n, count)).round().long().unique()
+
+
+def calibrate(config: Any, name: str, targets: list[float], pilot_images: int,
+              progress: Callable[..., Any]) -> dict[str, Any]:
+    """One pilot: the method at its given strength protects `pilot_images` evenly spaced training images (seed 0),
+    its PSNR is measured there, and each target gets the knob value expected to reach it. A step whose value is
+    already on the ladder (the knob's range clipped it) or whose predicted PSNR lies within MIN_GAP of another
+    point's (the given strength's included) is dropped, with the reason."""
+    from .runner import make_context  # the engine's context: surrogates and held-out data as in a cell
+
+    method = config.method(name)
+    strength = knob(method)
+    train, _ = load_splits(config.dataset, config.data_root, config.preset)
+    idx = _pilot_indices(len(train.images), pilot_images)
+    images, labels = train.images[idx], train.labels[idx]
+    ctx = make_context(config, 0, train.num_classes, progress)
+    psnr = perturbation_metrics(images, method(images, labels, ctx))["psnr"]
+    if psnr is None:
+        raise ValueError(f"{name} changed none of the {len(idx)} pilot images: no PSNR to calibrate its knob from")
+    value = float(getattr(method, strength.param))
+    ladder, seen, points = [], {value}, [psnr]
+    for target in targets:
+        chosen = strength.value_for(value, psnr, target)
+        step = {"target": target, "value": chosen, "predicted_psnr": predicted_psnr(strength, chosen, value, psnr)}
+        if chosen in seen:
+            step["dropped"] = "its value is already on the ladder (the knob's range clips it)"
+        elif min(abs(step["predicted_psnr"] - p) for p in points) < MIN_GAP:
+            step["dropped"] = f"within {MIN_GAP:g} dB of another point of the ladder"
+        else:
+            seen.add(chosen)
+            points.append(step["predicted_psnr"])
+        ladder.append(step)
+    return {"param": strength.param, "default": value, "pilot_images": len(idx), "pilot_psnr": psnr,
+            "identity": digest(plugin_identity(method, config.preset_obj)), "ladder": ladder}
+
+
+def load_or_calibrate(config: Any, names: list[str], targets: list[float], pilot_images: int, out: Path,
+                      progress: Callable[..., Any] = lambda it=None, **kw: it) -> dict[str, Any]:
+    """OUT/frontier.json's ladders, calibrating each method whose ladder is missing or was made for other targets,
+    pilot size, data or method settings (so a resumed frontier runs the same cells)."""
+    path = out / CALIBRATION
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    data = split_digests(config.dataset, config.data_root, config.preset)["train"]
+    ladders = saved.get("methods", {})
+    for name in names:
+        method = config.method(name)
+        knob(method)
+        entry = ladders.get(name)
+        fresh = (entry and entry["identity"] == digest(plugin_identity(method, config.preset_obj))
+                 and [s["target"] for s in entry["ladder"]] == list(targets) and entry["pilot_images"] <= pilot_images
+                 and saved.get("preset") == config.preset and saved.get("data") == data)
+        if not fresh:
+            ladders[name] = calibrate(config, name, list(targets), pilot_images, progress)
+    record = {"preset": config.preset, "data": data, "targets": list(targets), "methods": ladders}
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def ladder_configs(config: Any, calibration: dict[str, Any], names: list[str]) -> list[tuple[Any, list[str]]]:
+    """The grids a frontier runs: the given strengths first, then per target the configuration whose method
+    arguments set each method's knob to its ladder value (methods whose step was dropped sit that one out)."""
+    grids = [(config, list(names))]
+    targets = calibration["targets"]
+    for k in range(len(targets)):
+        args = {n: dict(config.method_args.get(n, {})) for n in config.method_args}
+        chosen = []
+        for name in names:
+            step = calibration["methods"][name]["ladder"][k]
+            if "dropped" in step:
+                continue
+            value = step["value"]
+            args[name] = args.get(name, {}) | {calibration["methods"][name]["param"]: f"{value:g}"}
+            chosen.append(name)
+        if chosen:
+            grids.append((dataclasses.replace(config, method_args=args), chosen))
+    return grids
+
+
+def run_frontier(config: Any, names: list[str], countermeasure_names: list[str], seeds: list[int], out: str | os.PathLike,
+                 targets: list[float] = TARGETS, pilot_images: int = PILOT_IMAGES, jobs: int = 1,
+                 show_progress: bool = True, reuse: list[str | os.PathLike] = (), with_clean: bool = True) -> list[Path]:
+    """Calibrate each method's ladder (or read it back), run every strength × countermeasure × seed as ordinary cells
+    into OUT (resumable: finished cells are skipped), then render OUT/frontier.*."""
+    from .runner import run_grid  # it imports the registries' plugins
+
+    out = Path(out)
+    if not names:
+        raise ValueError("no methods selected: pass --methods with methods that have a strength knob")
+    if not targets or any(not 5 <= t <= 80 for t in targets):
+        raise ValueError(f"--targets must be PSNRs in [5, 80] dB, e.g. 36,32,28,24,20; got {list(targets)}")
+    for name in names:  # before any work: each method exists and has a knob
+        knob(config.method(name))
+    calibration = load_or_calibrate(config, names, list(targets), pilot_images, out)
+    for k, (grid_config, chosen) in enumerate(ladder_configs(config, calibration, names)):
+        grid = (["clean"] if k == 0 and with_clean else []) + chosen
+        run_grid(grid, countermeasure_names, seeds, out, grid_config, jobs, show_progress, reuse=reuse)
+    return write_frontier([out], out)
+
+
+def frontier_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """One record per method configuration: its knob value, the PSNR/SSIM of its protected sets (mean over seeds),
+    and accuracy under `none`, under the worst and on average over the countermeasures, mean and range over seeds.
+    A seed counts only when it has every countermeasure that the folder's rows hold."""
+    ok = [r for r in rows if r.get("status") == "ok" and isinstance(r.get("final_acc"), (int, float))]
+    columns = sorted({r["countermeasure_label"] for r in ok})
+    by_config: dict[str, dict[int, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
+    first: dict[str, dict[str, Any]] = {}
+    for r in ok:
+        by_config[r["method_label"]][r["seed"]][r["countermeasure_label"]] = r
+        first.setdefault(r["method_label"], r)
+    records = []
+    for label, seeds in by_config.items():
+        row = first[label]
+        cls = methods.get(row["method"]) if row["method"] in methods.names() else None
+        param = cls.strength.param if cls is not None and cls.strength is not None else None
+        value = row["method_params"].get(param, getattr(cls(), param)) if param else np.nan
+        complete = {s: cells for s, cells in seeds.items() if set(cells) == set(columns)}
+        worst = [100 * max(c["final_acc"] for c in cells.values()) for cells in complete.values()]
+        mean = [100 * np.mean([c["final_acc"] for c in cells.values()]) for cells in complete.values()]
+        none = [100 * cells["none"]["final_acc"] for cells in seeds.values() if "none" in cells]
+        stats = [next(iter(cells.values()))["perturbation"] for cells in seeds.values()]
+        psnrs = [s["psnr"] if s.get("psnr") is not None else math.inf for s in stats]
+        records.append({
+            "method": row["method"], "label": label, "knob": param or "", "value": value,
+            "psnr": float(np.mean(psnrs)), "ssim": float(np.mean([s["ssim"] for s in stats])),
+            "none": float(np.mean(none)) if none else np.nan,
+            "worst": float(np.mean(worst)) if worst else np.nan,
+            "worst_min": min(worst, default=np.nan), "worst_max": max(worst, default=np.nan),
+            "mean": float(np.mean(mean)) if mean else np.nan,
+            "mean_min": min(mean, default=np.nan), "mean_max": max(mean, default=np.nan),
+            "seeds": len(complete), "countermeasures": len(columns),
+        })
+    table = pd.DataFrame(records)
+    return table.sort_values(["method", "psnr"], ascending=[True, False], kind="stable").reset_index(drop=True)
+
+
+def read_at(table: pd.DataFrame, method: str, psnr: float, column: str = "worst") -> float:
+    """`column` of `method` at `psnr` dB, linear between the two ladder points around it; NaN outside its range."""
+    points = table[(table["method"] == method) & table[column].notna() & np.isfinite(table["psnr"])]
+    points = points.sort_values("psnr")
+    x, y = points["psnr"].to_numpy(dtype=float), points[column].to_numpy(dtype=float)
+    if len(x) == 0 or not x[0] <= psnr <= x[-1]:
+        return math.nan
+    return float(np.interp(psnr, x, y))
+
+
+def _plot(table: pd.DataFrame, title: str, path: Path) -> None:
+    """Accuracy under the worst countermeasure and on average against PSNR, one curve per method, seed ranges as bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    clean = table[table["method"] == "clean"]
+    for ax, column in zip(axes, ("worst", "mean")):
+        for i, (method, points) in enumerate(table[table["method"] != "clean"].groupby("method", sort=True)):
+            points = points[points[column].notna()].sort_values("psnr")
+            if points.empty:
+                continue
+            err = np.vstack([points[column] - points[f"{column}_min"], points[f"{column}_max"] - points[column]])
+            ax.errorbar(points["psnr"], points[column], yerr=err, marker="o", ms=4, capsize=3, label=method,
+                        color=matplotlib.colormaps["tab20"](2 * i % 20 + i // 10 % 2))  # dark hues first
+        if not clean.empty and not math.isnan(clean[column].iloc[0]):
+            ax.axhline(clean[column].iloc[0], color="grey", linestyle="--", linewidth=1, label="clean")
+        ax.set_xlabel("PSNR of the protected set (dB) — less visible to the left")
+        ax.set_title(f"accuracy under the {'worst countermeasure' if column == 'worst' else 'mean over countermeasures'}",
+                     fontsize=9)
+        ax.invert_xaxis()
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("clean test accuracy (%) — lower protects more")
+    axes[1].legend(fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _markdown(table: pd.DataFrame, title: str, calibration: dict[str, Any] | None) -> str:
+    """The frontier page: the reading at fixed PSNRs, then every configuration, then the calibration."""
+    shown = [m for m in dict.fromkeys(table["method"]) if m != "clean"]
+    at = pd.DataFrame({f"worst at {p:g} dB": [read_at(table, m, p) for m in shown] for p in READ_AT}, index=shown)
+    at = at.map(lambda v: "–" if math.isnan(v) else f"{v:.1f}")
+
+    def fmt(v: Any, digits: int = 1) -> str:
+        return "–" if isinstance(v, float) and math.isnan(v) else ("∞" if v == math.inf else f"{v:.{digits}f}")
+
+    lines = ["| configuration | knob | PSNR (dB) | SSIM | none | worst [seed range] | mean [seed range] | seeds |",
+             "|:--|--:|--:|--:|--:|--:|--:|--:|"]
+    for _, r in table.iterrows():
+        value = "" if not r["knob"] else f"{r['knob']}={r['value']:g}"
+        lines.append(f"| `{r['label']}` | {value} | {fmt(r['psnr'])} | {fmt(r['ssim'], 3)} | {fmt(r['none'])} | "
+                     f"{fmt(r['worst'])} [{fmt(r['worst_min'])}–{fmt(r['worst_max'])}] | "
+                     f"{fmt(r['mean'])} [{fmt(r['mean_min'])}–{fmt(r['mean_max'])}] | {r['seeds']} |")
+    pilots = ""
+    if calibration:
+        pilots = ("\n## Calibration\n\nEach knob was set from one pilot: the method at its given strength on "
+                  "evenly spaced training images (seed 0), its PSNR measured there, and the value for each target "
+                  "predicted from how the perturbation's MSE scales with the knob. The table above gives the PSNR "
+                  "each full protected set actually has.\n\n| method | knob | pilot images | pilot PSNR (dB) | "
+                  "target → value (predicted dB) |\n|:--|:--|--:|--:|:--|\n")
+        for name, entry in calibration["methods"].items():
+            steps = ", ".join(f"{s['target']:g} → {s['value']:g} ({s['predicted_psnr']:.1f})"
+                              + (" dropped" if "dropped" in s else "") for s in entry["ladder"])
+            pilots += (f"| `{name}` | {entry['param']} (default {entry['default']:g}) | {entry['pilot_images']} | "
+                       f"{entry['pilot_psnr']:.1f} | {steps} |\n")
+    return (f"# Frontier: {title}\n\nClean test accuracy (%) of victims trained on each protected set; lower protects "
+            "more. `worst` is the highest accuracy over the countermeasures a seed ran (the defender's best), `mean` "
+            "their average; a seed counts only with every countermeasure. Rendered from the folder's rows by "
+            "`python -m benchmark frontier`.\n\n![frontier](frontier.png)\n\n## Worst case at matched PSNR\n\n"
+            "Read off each method's curve, linearly between its two ladder points around the PSNR (`–`: outside the "
+            "range its ladder reached).\n\n"
+            + at.to_markdown(disable_numparse=True, colalign=("left",) + ("right",) * at.shape[1])
+            + "\n\n## Every configuration\n\n" + "\n".join(lines) + "\n" + pilots)
+
+
+def write_frontier(run_dirs: list[str | os.PathLike], out: str | os.PathLike) -> list[Path]:
+    """OUT/frontier.{csv,md,png} from the rows of the run folders (with OUT/frontier.json's calibration if any)."""
+    rows = [r for r in read_rows(run_dirs) if isinstance(r, dict)]
+    table = frontier_table(rows)
+    if table.empty:
+        raise ValueError(f"no finished (status ok) rows in {', '.join(map(str, run_dirs))}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    some = next(r for r in rows if r.get("status") == "ok")
+    seeds = sorted({r["seed"] for r in rows if r.get("status") == "ok"})
+    title = (f"{some['dataset']} · preset {some['preset']} · victim {some['model']} · seeds "
+             f"{','.join(map(str, seeds))} · {int(table['countermeasures'].max())} countermeasures")
+    calibration_path = out / CALIBRATION
+    calibration = json.loads(calibration_path.read_text()) if calibration_path.is_file() else None
+    paths = [out / "frontier.csv", out / "frontier.md", out / "frontier.png"]
+    table.round(3).to_csv(paths[0], index=False)
+    paths[1].write_text(_markdown(table, title, calibration))
+    _plot(table, title, paths[2])
+    return paths

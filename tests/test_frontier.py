@@ -1,0 +1,83 @@
+"""The frontier: a calibrated strength ladder lands near its target PSNRs, runs as ordinary resumable cells, and
+its table and reading at matched PSNR come from the rows."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark import frontier, runner
+from benchmark.cli import main
+from benchmark.frontier import frontier_table, read_at, run_frontier
+
+
+def test_a_calibrated_ladder_lands_near_its_targets_and_resumes_without_work(smoke_config, tmp_path, monkeypatch):
+    out = tmp_path / "frontier"
+    paths = run_frontier(smoke_config, ["lsp"], ["none", "grayscale"], [0], out, targets=[36.0, 26.0],
+                         pilot_images=64, show_progress=False)
+    assert [p.name for p in paths] == ["frontier.csv", "frontier.md", "frontier.png"]
+    ladder = json.loads((out / "frontier.json").read_text())["methods"]["lsp"]
+    assert ladder["param"] == "eps" and ladder["pilot_images"] == 64
+    assert [s["target"] for s in ladder["ladder"]] == [36.0, 26.0] and not any("dropped" in s for s in ladder["ladder"])
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)  # clean and lsp at 3 strengths × 2 columns
+    measured = {r["method_label"]: r["perturbation"]["psnr"] for r in rows if r["method"] == "lsp"}
+    values = {s["value"]: s["target"] for s in ladder["ladder"]}
+    for label, psnr in measured.items():
+        if label != "lsp":  # a ladder step: the full set's PSNR lands within a dB of the pilot's target
+            value = float(label.split("eps=")[1].rstrip("]"))
+            assert psnr == pytest.approx(values[value], abs=1.0), label
+    table = pd.read_csv(out / "frontier.csv")
+    lsp = table[table["method"] == "lsp"]
+    assert list(lsp["value"]) == sorted(lsp["value"]) and list(lsp["psnr"]) == sorted(lsp["psnr"], reverse=True)
+    assert (lsp["worst"] >= lsp["none"]).all() and (lsp["seeds"] == 1).all()
+    assert "| lsp |" in (out / "frontier.md").read_text()
+
+    calls = []
+    monkeypatch.setattr(runner, "train_victim", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(frontier, "calibrate", lambda *a, **k: pytest.fail("the saved ladder should be reused"))
+    run_frontier(smoke_config, ["lsp"], ["none", "grayscale"], [0], out, targets=[36.0, 26.0], pilot_images=64,
+                 show_progress=False)
+    assert calls == [] and len((out / "results.jsonl").read_text().splitlines()) == 8
+
+
+def test_steps_that_would_repeat_a_point_are_dropped(smoke_config):
+    """OPS at one pixel is the weakest it can be: a target above its PSNR clips to the same value. A target within a
+    dB of the given strength's PSNR would repeat that point."""
+    quiet = lambda it=None, **kw: it  # noqa: E731
+    ops = frontier.calibrate(smoke_config, "ops", [45.0, 28.0], 64, quiet)["ladder"]
+    assert "already on the ladder" in ops[0]["dropped"] and "dropped" not in ops[1] and ops[1]["value"] >= 3
+    lsp = frontier.calibrate(smoke_config, "lsp", [28.0, 27.5], 64, quiet)
+    assert "dropped" not in lsp["ladder"][0] and "within 1 dB" in lsp["ladder"][1]["dropped"]
+
+
+def _row(method: str, label: str, cm: str, seed: int, acc: float, psnr: float, **params) -> dict:
+    return {"status": "ok", "method": method, "method_label": label, "countermeasure_label": cm, "seed": seed,
+            "final_acc": acc, "method_params": params, "perturbation": {"psnr": psnr, "ssim": 0.9}}
+
+
+def test_the_table_counts_a_seed_only_with_every_countermeasure_and_reads_between_points():
+    rows = [_row("lsp", "lsp", cm, s, acc, 33.0) for s in (0, 1) for cm, acc in (("none", 0.2), ("jpeg10", 0.5 + s / 10))]
+    rows += [_row("lsp", "lsp[eps=12]", "none", 0, 0.1, 27.0, eps=12.0), _row("lsp", "lsp[eps=12]", "jpeg10", 0, 0.3, 27.0, eps=12.0),
+             _row("lsp", "lsp[eps=12]", "none", 1, 0.1, 27.0, eps=12.0)]  # seed 1 lacks jpeg10
+    table = frontier_table(rows)
+    default, strong = table[table["label"] == "lsp"].iloc[0], table[table["label"] == "lsp[eps=12]"].iloc[0]
+    assert default["value"] == 6.0 and strong["value"] == 12.0
+    assert default["worst"] == pytest.approx(55.0) and (default["worst_min"], default["worst_max"]) == (50.0, 60.0)
+    assert strong["seeds"] == 1 and strong["worst"] == pytest.approx(30.0) and strong["none"] == pytest.approx(10.0)
+    assert read_at(table, "lsp", 30.0) == pytest.approx(42.5)  # halfway between 30 % at 27 dB and 55 % at 33 dB
+    assert np.isnan(read_at(table, "lsp", 35.0))  # outside the ladder: not extrapolated
+
+
+def test_bad_frontier_requests_fail_before_any_work(tmp_path, capsys, data_root):
+    out = tmp_path / "f"
+    assert main(["frontier", "--methods", "clean", "--out", str(out), "--data-root", data_root]) == 2
+    assert "no strength knob" in capsys.readouterr().err
+    assert main(["frontier", "--methods", "lsp", "--method-args", "lsp.eps=3", "--out", str(out),
+                 "--data-root", data_root]) == 2
+    assert "the knob the frontier's ladder sets" in capsys.readouterr().err
+    assert main(["frontier", "--methods", "lsp", "--targets", "36,2", "--out", str(out), "--data-root", data_root]) == 2
+    assert "--targets must be PSNRs in [5, 80] dB" in capsys.readouterr().err
+    assert not (out / "results.jsonl").exists()
