@@ -151,27 +151,31 @@ def frontier_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     and accuracy under `none`, under the worst and on average over the countermeasures, mean and range over seeds.
     A seed counts only when it has every countermeasure that the folder's rows hold."""
     ok = [r for r in rows if r.get("status") == "ok" and isinstance(r.get("final_acc"), (int, float))]
-    columns = sorted({r["countermeasure_label"] for r in ok})
+    column = {id(r): r.get("countermeasure_label") or r["countermeasure"] for r in ok}
+    columns = sorted(set(column.values()))
     by_config: dict[str, dict[int, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
     first: dict[str, dict[str, Any]] = {}
     for r in ok:
-        by_config[r["method_label"]][r["seed"]][r["countermeasure_label"]] = r
-        first.setdefault(r["method_label"], r)
+        label = r.get("method_label") or r["method"]
+        by_config[label][r["seed"]][column[id(r)]] = r
+        first.setdefault(label, r)
     records = []
     for label, seeds in by_config.items():
         row = first[label]
         cls = methods.get(row["method"]) if row["method"] in methods.names() else None
         param = cls.strength.param if cls is not None and cls.strength is not None else None
-        value = row["method_params"].get(param, getattr(cls(), param)) if param else np.nan
+        value = (row.get("method_params") or {}).get(param, getattr(cls(), param)) if param else np.nan
         complete = {s: cells for s, cells in seeds.items() if set(cells) == set(columns)}
         worst = [100 * max(c["final_acc"] for c in cells.values()) for cells in complete.values()]
         mean = [100 * np.mean([c["final_acc"] for c in cells.values()]) for cells in complete.values()]
         none = [100 * cells["none"]["final_acc"] for cells in seeds.values() if "none" in cells]
-        stats = [next(iter(cells.values()))["perturbation"] for cells in seeds.values()]
+        stats = [s for s in (next(iter(cells.values())).get("perturbation") for cells in seeds.values())
+                 if isinstance(s, dict)]
         psnrs = [s["psnr"] if s.get("psnr") is not None else math.inf for s in stats]
         records.append({
             "method": row["method"], "label": label, "knob": param or "", "value": value,
-            "psnr": float(np.mean(psnrs)), "ssim": float(np.mean([s["ssim"] for s in stats])),
+            "psnr": float(np.mean(psnrs)) if psnrs else np.nan,
+            "ssim": float(np.mean([s.get("ssim", np.nan) for s in stats])) if stats else np.nan,
             "none": float(np.mean(none)) if none else np.nan,
             "worst": float(np.mean(worst)) if worst else np.nan,
             "worst_min": min(worst, default=np.nan), "worst_max": max(worst, default=np.nan),
@@ -193,7 +197,7 @@ def read_at(table: pd.DataFrame, method: str, psnr: float, column: str = "worst"
     return float(np.interp(psnr, x, y))
 
 
-def _plot(table: pd.DataFrame, title: str, path: Path) -> None:
+def plot_frontier(table: pd.DataFrame, title: str, path: Path) -> None:
     """Accuracy under the worst countermeasure and on average against PSNR, one curve per method, seed ranges as bars."""
     import matplotlib
 
@@ -280,5 +284,5 @@ def write_frontier(run_dirs: list[str | os.PathLike], out: str | os.PathLike) ->
     paths = [out / "frontier.csv", out / "frontier.md", out / "frontier.png"]
     table.round(3).to_csv(paths[0], index=False)
     paths[1].write_text(_markdown(table, title, calibration))
-    _plot(table, title, paths[2])
+    plot_frontier(table, title, paths[2])
     return paths

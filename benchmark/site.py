@@ -24,6 +24,7 @@ import pandas as pd
 
 from .agreement import TARGETS, Agreement
 from .gallery import GALLERY_DIR, gallery_name
+from .frontier import frontier_table, plot_frontier
 from .perceptibility import COLUMNS as MEASURES, HEADERS
 from .leaderboard import (FAILED, MISSING, OK, SUMMARY_COLUMNS, UNSTABLE_MARK, UNSTABLE_SPREAD, Leaderboard,
                           _cells, _flat, _inside, _safe, _stems, build_leaderboards)
@@ -451,7 +452,45 @@ def compare_page(boards: list[Leaderboard], files: list[str], reference: str | o
         f"<h1>Comparison with <code>{_e(Path(reference).name)}</code></h1>" + "".join(sections)))
 
 
-def index_page(boards: list[Leaderboard], files: list[str], method_files: dict[str, str], with_compare: bool) -> str:
+def frontier_page(board: Leaderboard, table: pd.DataFrame, picture: str) -> str:
+    """A board's strength ladders: the accuracy-against-PSNR plot, the reading at matched PSNR and every
+    configuration (sortable)."""
+    from .frontier import READ_AT, read_at
+
+    shown = [m for m in dict.fromkeys(table["method"]) if m != "clean"]
+
+    def num(value: float, digits: int = 1) -> str:
+        if pd.isna(value):
+            return "<td class=\"num\" data-value=\"\">–</td>"
+        key, text = ("1e9", "∞") if math.isinf(value) else (f"{value:.4f}", f"{value:.{digits}f}")
+        return f"<td class=\"num\" data-value=\"{key}\">{text}</td>"
+
+    reading = "".join(f"<tr><th scope=\"row\" data-text=\"{_e(m)}\">{_e(m)}</th>"
+                      + "".join(num(read_at(table, m, p)) for p in READ_AT) + "</tr>" for m in shown)
+    configs = "".join(
+        f"<tr><th scope=\"row\" data-text=\"{_e(r.label)}\">{_e(r.label)}</th>"
+        + f"<td data-text=\"{_e(r.knob)}\">{_e(f'{r.knob}={r.value:g}' if r.knob else '')}</td>"
+        + num(r.psnr) + num(r.ssim, 3) + num(r.none) + num(r.worst) + num(r.mean)
+        + f"<td class=\"num\" data-value=\"{r.seeds}\">{r.seeds}</td></tr>" for r in table.itertuples())
+    heads = "".join(f"<th data-type=\"number\" scope=\"col\">worst at {p:g} dB</th>" for p in READ_AT)
+    return _page(f"Frontier: {board.title}", (
+        f"<h1>Frontier: {_e(board.title)}</h1><p>Each method at a ladder of strengths aimed at target PSNRs "
+        "(<code>python -m benchmark frontier</code>): clean test accuracy (%) under the worst countermeasure of the "
+        "board and on average, against the PSNR each protected set actually has; bars span the seeds. Lower "
+        "protects more; to the left, less visible.</p>"
+        f"<p><img src=\"{_e(picture)}\" alt=\"accuracy against PSNR\" style=\"max-width:100%\"></p>"
+        "<h2>Worst case at matched PSNR</h2><p>Read off each curve, linearly between the two ladder points around the "
+        "PSNR; – outside the range the ladder reached.</p>"
+        f"<table id=\"reading\" class=\"sortable\"><thead><tr><th data-type=\"text\">method</th>{heads}</tr></thead>"
+        f"<tbody>{reading}</tbody></table><h2>Every configuration</h2>"
+        "<table id=\"configurations\" class=\"sortable\"><thead><tr><th data-type=\"text\">configuration</th>"
+        "<th data-type=\"text\">knob</th><th data-type=\"number\">PSNR (dB)</th><th data-type=\"number\">SSIM</th>"
+        "<th data-type=\"number\">none</th><th data-type=\"number\">worst</th><th data-type=\"number\">mean</th>"
+        f"<th data-type=\"number\">seeds</th></tr></thead><tbody>{configs}</tbody></table>"))
+
+
+def index_page(boards: list[Leaderboard], files: list[str], method_files: dict[str, str], with_compare: bool,
+               frontier_files: dict[str, str] | None = None) -> str:
     rows = []
     for board, file in zip(boards, files):
         counts = board.seeds.to_numpy()[board.status.to_numpy() == OK]
@@ -479,7 +518,10 @@ def index_page(boards: list[Leaderboard], files: list[str], method_files: dict[s
         "from result rows by <code>python -m benchmark site</code>.</p><h2>Leaderboards</h2>" + boards_table
         + f"<h2>Methods</h2><ul id=\"methods\">{methods}</ul>"
         + ("<h2>Comparison</h2><p><a href=\"compare.html\">our cells beside the reference, and the protocol's "
-           "facts checked</a></p>" if with_compare else "")))
+           "facts checked</a></p>" if with_compare else "")
+        + ("<h2>Frontier</h2><ul id=\"frontiers\">" + "".join(
+            f"<li><a href=\"{_e(f)}\">accuracy against PSNR: {_e(title)}</a></li>" for title, f in frontier_files.items())
+           + "</ul>" if frontier_files else "")))
 
 
 def copy_galleries(paths: list[str | os.PathLike], seeds: dict[str, set[int]],
@@ -534,7 +576,15 @@ def write_site(paths: list[str | os.PathLike], out_dir: str | os.PathLike,
         pages[file] = method_page(label, entries[label], galleries.get(label, []))
     if reference is not None:
         pages["compare.html"] = compare_page(boards, files, reference)
-    pages = {"index.html": index_page(boards, files, method_files, reference is not None)} | pages
+    frontier_files = {}
+    for board, file in zip(boards, files):
+        table = frontier_table(board.rows)
+        if (table["method"].value_counts() > 1).any():  # a method at several strengths: a ladder to plot
+            name = file.replace("board", "frontier", 1)
+            plot_frontier(table, board.title, _inside(out, name.replace(".html", ".png")))
+            pages[name] = frontier_page(board, table, name.replace(".html", ".png"))
+            frontier_files[board.title] = name
+    pages = {"index.html": index_page(boards, files, method_files, reference is not None, frontier_files)} | pages
     written = []
     for name, text in pages.items():
         path = _inside(out, name)
@@ -545,4 +595,5 @@ def write_site(paths: list[str | os.PathLike], out_dir: str | os.PathLike,
         shutil.copyfile(STATIC / name, path)
         written.append(path)
     written += sorted({out / path for items in galleries.values() for _, path in items})
+    written += [out / name.replace(".html", ".png") for name in frontier_files.values()]
     return written

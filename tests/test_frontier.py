@@ -11,6 +11,7 @@ import pytest
 from benchmark import frontier, runner
 from benchmark.cli import main
 from benchmark.frontier import frontier_table, read_at, run_frontier
+from benchmark.site import write_site
 
 
 def test_a_calibrated_ladder_lands_near_its_targets_and_resumes_without_work(smoke_config, tmp_path, monkeypatch):
@@ -34,6 +35,14 @@ def test_a_calibrated_ladder_lands_near_its_targets_and_resumes_without_work(smo
     assert list(lsp["value"]) == sorted(lsp["value"]) and list(lsp["psnr"]) == sorted(lsp["psnr"], reverse=True)
     assert (lsp["worst"] >= lsp["none"]).all() and (lsp["seeds"] == 1).all()
     assert "| lsp |" in (out / "frontier.md").read_text()
+    site = tmp_path / "site"
+    written = write_site([out], site)
+    page = (site / "frontier.html").read_text()
+    assert site / "frontier.png" in written and (site / "frontier.png").read_bytes()[:4] == b"\x89PNG"
+    assert 'href="frontier.html"' in (site / "index.html").read_text()
+    assert page.count("<tr><th scope=\"row\" data-text=\"lsp") == 4  # the reading, and lsp at three strengths
+    board = (site / "board.html").read_text()
+    assert "PSNR (dB)" in board and "≥ 30 dB" in board
 
     calls = []
     monkeypatch.setattr(runner, "train_victim", lambda *a, **k: calls.append(a))
