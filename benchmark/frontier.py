@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
@@ -78,29 +79,34 @@ def calibrate(config: Any, name: str, targets: list[float], pilot_images: int,
             seen.add(chosen)
             points.append(step["predicted_psnr"])
         ladder.append(step)
-    return {"param": strength.param, "default": value, "pilot_images": len(idx), "pilot_psnr": psnr,
+    return {"param": strength.param, "default": value, "pilot_requested": pilot_images, "pilot_images": len(idx),
+            "pilot_psnr": psnr,
             "identity": digest(plugin_identity(method, config.preset_obj)), "ladder": ladder}
 
 
 def load_or_calibrate(config: Any, names: list[str], targets: list[float], pilot_images: int, out: Path,
-                      progress: Callable[..., Any] = lambda it=None, **kw: it) -> dict[str, Any]:
+                      say: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
     """OUT/frontier.json's ladders, calibrating each method whose ladder is missing or was made for other targets,
-    pilot size, data or method settings (so a resumed frontier runs the same cells)."""
+    pilot size, data or method settings (so a resumed frontier runs the same cells); saved after each pilot."""
     path = out / CALIBRATION
     saved = json.loads(path.read_text()) if path.is_file() else {}
     data = split_digests(config.dataset, config.data_root, config.preset)["train"]
-    ladders = saved.get("methods", {})
+    same_run = saved.get("preset") == config.preset and saved.get("data") == data
+    record = {"preset": config.preset, "data": data, "targets": list(targets),
+              "methods": saved.get("methods", {}) if same_run else {}}
+    out.mkdir(parents=True, exist_ok=True)
     for name in names:
         method = config.method(name)
-        knob(method)
-        entry = ladders.get(name)
-        fresh = (entry and entry["identity"] == digest(plugin_identity(method, config.preset_obj))
-                 and [s["target"] for s in entry["ladder"]] == list(targets) and entry["pilot_images"] <= pilot_images
-                 and saved.get("preset") == config.preset and saved.get("data") == data)
-        if not fresh:
-            ladders[name] = calibrate(config, name, list(targets), pilot_images, progress)
-    record = {"preset": config.preset, "data": data, "targets": list(targets), "methods": ladders}
-    out.mkdir(parents=True, exist_ok=True)
+        entry = record["methods"].get(name)
+        if (entry and entry["identity"] == digest(plugin_identity(method, config.preset_obj))
+                and [s["target"] for s in entry["ladder"]] == list(targets) and entry.get("pilot_requested") == pilot_images):
+            continue
+        say(f"calibrating {name}'s {knob(method).param} on {pilot_images} images…")
+        entry = record["methods"][name] = calibrate(config, name, list(targets), pilot_images,
+                                                    lambda it=None, **kw: it)
+        kept = [f"{s['target']:g} dB → {s['value']:g}" for s in entry["ladder"] if "dropped" not in s]
+        say(f"  {name} at {entry['default']:g}: {entry['pilot_psnr']:.1f} dB; ladder {', '.join(kept) or 'empty'}")
+        path.write_text(json.dumps(record, indent=1) + "\n")
     path.write_text(json.dumps(record, indent=1) + "\n")
     return record
 
@@ -139,7 +145,9 @@ def run_frontier(config: Any, names: list[str], countermeasure_names: list[str],
         raise ValueError(f"--targets must be PSNRs in [5, 80] dB, e.g. 36,32,28,24,20; got {list(targets)}")
     for name in names:  # before any work: each method exists and has a knob
         knob(config.method(name))
-    calibration = load_or_calibrate(config, names, list(targets), pilot_images, out)
+    calibration = load_or_calibrate(config, names, list(targets), pilot_images, out,
+                                    (lambda text: print(text, file=sys.stderr, flush=True)) if show_progress else
+                                    (lambda text: None))
     for k, (grid_config, chosen) in enumerate(ladder_configs(config, calibration, names)):
         grid = (["clean"] if k == 0 and with_clean else []) + chosen
         run_grid(grid, countermeasure_names, seeds, out, grid_config, jobs, show_progress, reuse=reuse)
