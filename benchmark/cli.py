@@ -22,6 +22,12 @@ if TYPE_CHECKING:
     from .ray_executor import RayOptions
 
 LIST_KINDS = ("methods", "countermeasures", "models", "presets")
+PRESET_HELP = "smoke, quick (default) or paper; see `list presets`"
+DATASET_HELP = "cifar10 (default), cifar100 or imagenet-subset"
+DATA_ROOT_HELP = "dataset folder (else $UEBENCH_DATA_ROOT, else the user cache)"
+CACHE_HELP = "artifact cache (else $UEBENCH_CACHE_DIR, else the user cache)"
+METHOD_ARGS_HELP = "method parameters, e.g. em.eps=4 lsp.class_sep=5 (`list methods` shows them)"
+COUNTERMEASURE_ARGS_HELP = "countermeasure parameters, e.g. gaussian_blur.sigma=0.1 (`list countermeasures` shows them)"
 # The columns a frontier runs by default: the countermeasures that decide most verdicts (issue 34).
 FRONTIER_COUNTERMEASURES = ("none", "grayscale", "jpeg10", "median_filter", "gaussian_blur", "ueraser", "adv_train",
                             "diffusion")
@@ -181,9 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "cells on CPUs)")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     run.add_argument("--no-clean", action="store_true", help="do not add the clean reference row")
-    run.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
+    run.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE", help=METHOD_ARGS_HELP)
     run.add_argument("--countermeasure-args", "--defense-args", dest="countermeasure_args", nargs="*", default=[],
-                     metavar="NAME.PARAM=VALUE")
+                     metavar="NAME.PARAM=VALUE", help=COUNTERMEASURE_ARGS_HELP)
     run.add_argument("--budget", nargs="*", default=[], metavar="NAME=NORM:RADIUS",
                      help="threat model of an imported set, checked like a plugin's: linf:8 (1/255), l2:1.0, l0:1")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -211,82 +217,85 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="write a method's protected set as .npz, .pt or a PNG folder")
     ex.add_argument("method", help="a registered method (or file:PATH)")
-    ex.add_argument("--out", required=True, metavar="FILE.npz|FILE.pt|DIR")
-    ex.add_argument("--preset", default="smoke", choices=list(PRESETS))
-    ex.add_argument("--dataset", default="cifar10")
-    ex.add_argument("--seed", type=int, default=0)
-    ex.add_argument("--data-root", default=None)
-    ex.add_argument("--cache-dir", default=None)
-    ex.add_argument("--device", default="auto")
-    ex.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
+    ex.add_argument("--out", required=True, metavar="FILE.npz|FILE.pt|DIR",
+                    help="an .npz or .pt file (uint8 images and labels), or a folder of PNGs, one sub-folder per class")
+    ex.add_argument("--preset", default="quick", choices=list(PRESETS), help=PRESET_HELP)
+    ex.add_argument("--dataset", default="cifar10", help=DATASET_HELP)
+    ex.add_argument("--seed", type=int, default=0, help="the protected set's seed (default: 0)")
+    ex.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
+    ex.add_argument("--cache-dir", default=None, help=CACHE_HELP)
+    ex.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    ex.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE", help=METHOD_ARGS_HELP)
 
     show = sub.add_parser("show", help="draw a method's gallery: per class, images clean, protected and the "
                                        "perturbation amplified, as one PNG")
     show.add_argument("method", help="a registered method (or file:PATH)")
-    show.add_argument("--out", required=True, metavar="FILE.png")
-    show.add_argument("--preset", required=True, choices=list(PRESETS))
-    show.add_argument("--dataset", default="cifar10")
-    show.add_argument("--seed", type=int, default=0)
+    show.add_argument("--out", required=True, metavar="FILE.png", help="the gallery picture to write")
+    show.add_argument("--preset", default="quick", choices=list(PRESETS), help=PRESET_HELP)
+    show.add_argument("--dataset", default="cifar10", help=DATASET_HELP)
+    show.add_argument("--seed", type=int, default=0, help="the protected set's seed (default: 0)")
     show.add_argument("--per-class", type=int, default=2, metavar="N", help="images per class (default: 2)")
-    show.add_argument("--data-root", default=None)
+    show.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     show.add_argument("--cache-dir", default=None, help="where the set is looked up first (else generated and cached)")
     show.add_argument("--device", default="auto", help="where a set that is not cached is generated")
-    show.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
+    show.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE", help=METHOD_ARGS_HELP)
 
     bands = sub.add_parser("bands", help="where each method's perturbation sits in frequency (Haar coarse-band share) "
                                          "and how much of it pre-processing countermeasures keep")
     bands.add_argument("methods", help="comma list of registered methods")
-    bands.add_argument("--preset", required=True, choices=list(PRESETS))
+    bands.add_argument("--preset", default="quick", choices=list(PRESETS), help=PRESET_HELP)
     bands.add_argument("--countermeasures", default="median_filter,mean_filter,gaussian_blur,resize,jpeg10",
                        help="pre-processing countermeasures to measure (default: the low-pass ones)")
     bands.add_argument("--images", type=int, default=1000, help="the first N training images (default: 1000)")
     bands.add_argument("--probe", action="store_true",
                        help="also a linear probe: how well the class is read from the perturbation left after each")
-    bands.add_argument("--dataset", default="cifar10")
-    bands.add_argument("--seed", type=int, default=0)
-    bands.add_argument("--data-root", default=None)
+    bands.add_argument("--dataset", default="cifar10", help=DATASET_HELP)
+    bands.add_argument("--seed", type=int, default=0, help="the protected set's seed (default: 0)")
+    bands.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     bands.add_argument("--cache-dir", default=None, help="where the sets are looked up first (else generated and cached)")
-    bands.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
+    bands.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE", help=METHOD_ARGS_HELP)
 
     trace = sub.add_parser("trace", help="train one cell's victim for a schedule of your choosing and trace, at every "
                                          "evaluation, test accuracy, protected-set accuracy and the planted rate")
     trace.add_argument("method", help="a registered method")
     trace.add_argument("--countermeasure", default="none", help="default: none")
-    trace.add_argument("--preset", required=True, choices=list(PRESETS))
+    trace.add_argument("--preset", default="quick", choices=list(PRESETS), help=PRESET_HELP)
     trace.add_argument("--epochs", type=int, required=True, help="epochs (the preset's schedule stretched over them)")
     trace.add_argument("--eval-every", type=int, default=5, metavar="N", help="evaluate every N epochs (default: 5)")
-    trace.add_argument("--dataset", default="cifar10")
+    trace.add_argument("--dataset", default="cifar10", help=DATASET_HELP)
     trace.add_argument("--seed", type=int, default=0, help="the cell's seed: the protected set's and, by default, the "
                                                              "victim's (default: 0)")
     trace.add_argument("--victim-seed", type=int, default=None, help="seed the victim alone (initialisation, batch "
                                                                       "order, augmentation), keeping the set of --seed")
-    trace.add_argument("--data-root", default=None)
+    trace.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     trace.add_argument("--cache-dir", default=None, help="where the set is looked up first (else generated and cached)")
-    trace.add_argument("--device", default="auto")
-    trace.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
-    trace.add_argument("--countermeasure-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
+    trace.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    trace.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE", help=METHOD_ARGS_HELP)
+    trace.add_argument("--countermeasure-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE",
+                       help=COUNTERMEASURE_ARGS_HELP)
     trace.add_argument("--out", default=None, metavar="FILE.json", help="also write the trace as JSON here")
 
     prof = sub.add_parser("profile", help="time one piece of each stage kind at a preset (generation per method, the "
                                           "surrogate and DDPM fits, pre-processing, a training epoch per "
                                           "countermeasure, evaluation) and project a grid's time")
-    prof.add_argument("--preset", required=True, choices=list(PRESETS))
+    prof.add_argument("--preset", default="quick", choices=list(PRESETS), help=PRESET_HELP)
     prof.add_argument("--methods", default="all", help="comma list of registered methods (default: all)")
     prof.add_argument("--countermeasures", default="all", help="comma list of countermeasures (default: all)")
     prof.add_argument("--epochs", type=int, default=1, metavar="N",
                       help="epochs each countermeasure's victim trains, its steps sweeping the preset's schedule; the "
                            "projection takes their mean (default: 1)")
-    prof.add_argument("--dataset", default="cifar10")
-    prof.add_argument("--seed", type=int, default=0)
-    prof.add_argument("--data-root", default=None)
+    prof.add_argument("--dataset", default="cifar10", help=DATASET_HELP)
+    prof.add_argument("--seed", type=int, default=0, help="the protected set's seed (default: 0)")
+    prof.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     prof.add_argument("--use-cache", action="store_true",
                       help="read protected sets and fitted models from the cache (--cache-dir, else $UEBENCH_CACHE_DIR, "
                            "else the user cache), never writing it; cached sets report the generation time recorded "
                            "with them (default: everything made and timed in a temporary folder)")
     prof.add_argument("--cache-dir", default=None, help="with --use-cache: the cache to read")
     prof.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    prof.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
-    prof.add_argument("--countermeasure-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE")
+    prof.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE", help=METHOD_ARGS_HELP)
+    prof.add_argument("--countermeasure-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE",
+                       help=COUNTERMEASURE_ARGS_HELP)
     prof.add_argument("--out", default=None, metavar="FILE.json", help="also write the measurements as JSON here")
 
     cmp = sub.add_parser("compare", help="agreement figures with reference numbers, our cells beside theirs, and the "

@@ -368,10 +368,10 @@ def preflight(
         if name is not None:
             models.get(name)(num_classes=2)
     config.torch_device
+    for train in (True, False):  # a missing or corrupt dataset fails here, naming the file, before any folder is made
+        load_dataset(config.dataset, train, config.data_root, download=config.download)
     _check_writable(run_dir, "output folder")
     _check_writable(config.cache.root, "cache folder")
-    for train in (True, False):  # a missing or corrupt dataset fails here, naming the file
-        load_dataset(config.dataset, train, config.data_root, download=config.download)
     cells = expand_cells(method_names, countermeasure_names, seeds, list(ratios), list(victims))
     for name in countermeasure_names:  # settings that a preset cannot give (e.g. no table entry) fail here
         plugin_identity(config.countermeasure(name), config.preset_obj)
@@ -448,11 +448,28 @@ def run_grid(
                 scheduler.run_local(pending, sets, prepares, config, jobs, log, progress)
             elif pending:
                 ray_executor.run_on_ray(pending, sets, prepares, config, ray_options, log)
+        except BaseException:  # Ctrl-C or a crash: the board still shows every row written so far
+            if log.recorded:
+                _render_quietly(run_dir)
+            raise
         finally:
             log.close()
         if finished_ids(run_dir):
             write_leaderboard([run_dir], run_dir)
     return GridSummary(run_dir, ran=len(pending), skipped=len(cells) - len(pending), failed=log.failed)
+
+
+def _render_quietly(run_dir: Path) -> None:
+    """Re-render OUT/leaderboard.* on the way out of an interrupted grid; a failure there only warns, so the
+    interruption's own message is not hidden."""
+    from .leaderboard import write_leaderboard
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            write_leaderboard([run_dir], run_dir)
+    except Exception as exc:  # noqa: BLE001 - the rows are safe in results.jsonl; only the tables are stale
+        warnings.warn(f"could not re-render the leaderboard of {run_dir}: {exc}")
 
 
 @dataclass
@@ -464,10 +481,12 @@ class GridLog:
     plan: Plan | None = None
     meter: GridProgress | None = None
     failed: int = 0
+    recorded: int = 0  # rows appended by this grid
 
     def record(self, cell: Cell, row: dict[str, Any], running: int | None = None) -> None:
         """Append a cell's row and report it; `running`: how many cells are running or queued, when known."""
         append_row(self.run_dir, row)
+        self.recorded += 1
         self.failed += row["status"] != "ok"
         if self.meter is not None:
             outcome = f"{100 * row['final_acc']:.1f}%" if row["status"] == "ok" else row["status"]

@@ -92,10 +92,12 @@ def read_rows(run_dirs: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
         path = path / RESULTS_FILE if path.is_dir() else path
         if not path.exists():
             raise FileNotFoundError(f"no results at {path}")
-        for number, raw in enumerate(path.read_bytes().split(b"\n"), 1):
-            if not raw.strip():
-                continue
-            row, why = _parse_line(raw)
+        lines = [(number, raw) for number, raw in enumerate(path.read_bytes().split(b"\n"), 1) if raw.strip()]
+        parsed = [(number, *_parse_line(raw)) for number, raw in lines]
+        if lines and all(row is None for _, row, _ in parsed):
+            raise ValueError(f"{path} is not a results file: none of its {len(lines)} line(s) is a result row (one JSON "
+                             "object with a cell_id per line, as a run folder's results.jsonl holds)")
+        for number, row, why in parsed:
             if row is None:
                 warnings.warn(f"{path}:{number}: skipped: {why}")
             else:

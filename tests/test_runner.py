@@ -97,6 +97,8 @@ def test_interrupt_keeps_finished_cells_and_prints_the_resume_command(tmp_path, 
     err = capsys.readouterr().err
     assert "Resume with: python -m benchmark run" in err and "zz-interrupt" in err
     assert [r["countermeasure"] for r in _rows(tmp_path)] == ["none"]
+    board = pd.read_csv(tmp_path / "run" / "leaderboard.csv", index_col="method")  # rendered on the way out
+    assert list(board.index) == ["ops"] and board.at["ops", "none"] == pytest.approx(100 * _rows(tmp_path)[0]["final_acc"], abs=0.01)
 
 
 def test_parallel_jobs_match_the_grid(tmp_path, argv):
