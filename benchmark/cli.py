@@ -83,30 +83,52 @@ def _ratios(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"--poison-ratios expects fractions separated by commas, got {text!r}") from None
 
 
-def _params(cls: type[Plugin]) -> str:
+def _params(cls: type[Plugin], preset: Preset | None = None, instance: Plugin | None = None) -> str:
+    """The parameters as NAME=VALUE; with a preset, one whose value means "the preset's" (0 or empty) shows the
+    value it takes there, and a method's strength knob is marked."""
     fields = cls.param_fields()
-    return ", ".join(f"{f.name}={f.default!r}" for f in fields) if fields else "-"
+    if not fields:
+        return "-"
+    try:
+        plugin = instance or cls()
+        settings = plugin.settings(preset) if preset is not None else {}
+    except (TypeError, ValueError, KeyError):  # a plugin that needs arguments, or a preset it has no entry for
+        plugin, settings = None, {}
+    knob = getattr(cls, "strength", None)
+    shown = []
+    for f in fields:
+        value = getattr(plugin, f.name) if plugin is not None else f.default
+        text = f"{f.name}={value!r}"
+        resolved = settings.get(f.name)
+        if preset is not None and value in (0, "") and resolved not in (None, value) and not isinstance(value, bool):
+            text = f"{f.name}=preset's ({resolved!r} at {preset.name})"
+        if knob is not None and knob.param == f.name:
+            text += " [strength]"
+        shown.append(text)
+    return ", ".join(shown)
 
 
 def list_plugins(
     kind: str, method_args: dict[str, dict[str, str]] | None = None, cost: tuple[Preset, torch.device] | None = None,
-    pattern: str = "*",
+    pattern: str = "*", preset: Preset | None = None,
 ) -> str:
     """The text `python -m benchmark list KIND` prints; methods show the budget of the instance that
-    `method_args` ({name: {param: value}}) builds; with `cost` (a preset and a device) models show their
-    measured cost per cell of that preset; `pattern` is a shell-style wildcard on names."""
+    `method_args` ({name: {param: value}}) builds; plugins' parameters that take the preset's value show it at
+    `preset`; with `cost` (a preset and a device) models show their measured cost per cell of that preset;
+    `pattern` is a shell-style wildcard on names."""
     lines = []
     if kind == "methods":
         for name in methods.names(pattern):
             cls = methods.get(name)
-            budget = build(cls, (method_args or {}).get(name, {})).budget()  # type: ignore[attr-defined]
-            lines.append(f"{name:14s} {str(budget):32s} {cls.summary()}\n{'':14s} params: {_params(cls)}")
+            method = build(cls, (method_args or {}).get(name, {}))
+            lines.append(f"{name:14s} {str(method.budget()):32s} {cls.summary()}\n{'':14s} params: "  # type: ignore[attr-defined]
+                         f"{_params(cls, preset, method)}")
     elif kind == "countermeasures":
         for name in countermeasures.names(pattern):
             cls = countermeasures.get(name)
             stages = ", ".join(cls.stages()) or "-"
             lines.append(
-                f"{name:18s} {cls.family:15s} stages: {stages:24s} {cls.summary()}\n{'':18s} params: {_params(cls)}"
+                f"{name:18s} {cls.family:15s} stages: {stages:24s} {cls.summary()}\n{'':18s} params: {_params(cls, preset)}"
             )
     elif kind == "models":
         if cost is not None:
@@ -206,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="show the budget of methods built with these parameters")
     ls.add_argument("--names", default="*", metavar="PATTERN", help="only names matching this wildcard, e.g. 'dh*'")
     ls.add_argument("--preset", default="quick", choices=list(PRESETS),
-                    help="`list models` measures each victim's cost per cell of this preset (default: quick)")
+                    help="parameters that take the preset's value show it at this preset, and `list models` measures "
+                         "each victim's cost per cell of it (default: quick)")
     ls.add_argument("--device", default="auto", help="where `list models` measures: auto, cpu, cuda or cuda:N")
 
     lb = sub.add_parser("leaderboard", help="render leaderboard tables from run folders")
@@ -668,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
                 cost = (get_preset(args.preset), GridConfig(preset=args.preset, device=args.device).torch_device)
                 print(f"measuring each model's cost at preset {args.preset}…", file=sys.stderr)
             for kind in kinds:
-                print(f"== {kind} ==\n{list_plugins(kind, method_args, cost, args.names)}\n")
+                print(f"== {kind} ==\n{list_plugins(kind, method_args, cost, args.names, get_preset(args.preset))}\n")
             broken = [e for registry in (methods, countermeasures, models) for e in registry.errors]
             if broken:
                 print("== plugins that failed to load ==\n" + "\n".join(broken))

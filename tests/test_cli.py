@@ -43,3 +43,14 @@ def test_compare_names_a_file_that_holds_no_rows(tmp_path, capsys):
     text.write_text("these are my notes\nnot rows\n")
     assert main(["compare", str(text), "--reference", str(REFERENCE)]) == 2
     assert f"{text} is not a results file: none of its 2 line(s) is a result row" in capsys.readouterr().err
+
+
+def test_list_shows_the_values_a_preset_gives_instead_of_placeholders(capsys):
+    assert main(["list", "methods", "--names", "em"]) == 0
+    quick = capsys.readouterr().out
+    assert "steps=preset's (10 at quick)" in quick and "arch=preset's ('fastcnn' at quick)" in quick
+    assert "eps=8.0 [strength]" in quick and "steps=0" not in quick
+    assert main(["list", "methods", "--names", "em", "--preset", "paper"]) == 0
+    assert "steps=preset's (20 at paper)" in capsys.readouterr().out
+    assert main(["list", "countermeasures", "--names", "adv_train", "--preset", "smoke"]) == 0
+    assert "adv_epochs=preset's (4 at smoke)" in capsys.readouterr().out
