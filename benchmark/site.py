@@ -253,17 +253,19 @@ def board_page(board: Leaderboard, method_files: dict[str, str]) -> str:
     scale_high = max(5 * math.ceil(finite.max() / 5) if finite.size else 100, scale_low + 5)
     cells = _cell_rows(board)
 
+    # the ranking first, where a narrow window shows it: summaries, the method's budget, then the countermeasures
+    summaries = [c for c in columns if c in SUMMARY_COLUMNS]
     head = "<th data-type=\"text\" scope=\"col\">method</th>" + "".join(
-        f"<th data-type=\"number\" scope=\"col\"{_SUMMARY_CLASS if c in SUMMARY_COLUMNS else ''}>{_e(c)}</th>"
-        for c in columns) + "".join(
-        f"<th data-type=\"{kind}\" scope=\"col\" class=\"measure\">{_e(label)}</th>" for label, kind in _MEASURE_HEADS)
+        f"<th data-type=\"number\" scope=\"col\"{_SUMMARY_CLASS}>{_e(c)}</th>" for c in summaries) + "".join(
+        f"<th data-type=\"{kind}\" scope=\"col\" class=\"measure\">{_e(label)}</th>" for label, kind in _MEASURE_HEADS
+    ) + "".join(f"<th data-type=\"number\" scope=\"col\">{_e(c)}</th>" for c in countermeasures)
     body, panels = [], []
     for i, method in enumerate(mean.index):
         rows_of_method = [r for c in countermeasures for r in cells.get((method, c), [])]
         link = method_files.get(_method_key(rows_of_method[0])) if rows_of_method else None
         name = f"<a href=\"{_e(link)}\">{_e(method)}</a>" if link else _e(method)
         tds = [f"<th scope=\"row\" data-text=\"{_e(method)}\">{name}</th>"]
-        for j, column in enumerate(columns):
+        for j, column in sorted(enumerate(columns), key=lambda jc: jc[1] not in SUMMARY_COLUMNS):
             summary = column in SUMMARY_COLUMNS
             status = OK if summary else board.status.at[method, column]
             value = mean.iat[i, j]
@@ -281,7 +283,8 @@ def board_page(board: Leaderboard, method_files: dict[str, str]) -> str:
                 text = f"<a href=\"#{pid}\">{text}</a>"
                 panels.append(_panel(board, pid, method, column, cells.get((method, column), []), status))
             tds.append(f"<td class=\"{' '.join(classes)}\" {attrs}{style}>{text}</td>")
-        tds += _measure_cells(board, method)
+            if column == summaries[-1]:
+                tds += _measure_cells(board, method)
         body.append(f"<tr data-method=\"{_e(method)}\">{''.join(tds)}</tr>")
 
     notes = []
@@ -309,8 +312,8 @@ def board_page(board: Leaderboard, method_files: dict[str, str]) -> str:
           "is stronger protection. <code>worst</code> is the max over countermeasures (a method's rank), "
           "<code>mean</code> the average. Click a column header to sort; click a cell for its curve, parameters, "
           "timings and provenance.</p>"
-        + "<p>The last columns measure each method's protected training set against the clean one (mean over "
-          "seeds): PSNR, SSIM, L∞ and the mean per-image L2. The budget class is the PSNR band; the rank compares "
+        + "<p>The grey columns after <code>worst</code> and <code>mean</code> measure each method's protected "
+          "training set against the clean one (mean over seeds): PSNR, SSIM, L∞ and the mean per-image L2. The budget class is the PSNR band; the rank compares "
           "methods within one class only, since between classes <code>worst</code> reflects perturbation size as "
           "much as robustness.</p>"
         + f"<p class=\"muted\">colour: {scale_low} % <span class=\"legend\" style=\"background:linear-gradient("
@@ -489,6 +492,15 @@ def frontier_page(board: Leaderboard, table: pd.DataFrame, picture: str) -> str:
         f"<th data-type=\"number\">seeds</th></tr></thead><tbody>{configs}</tbody></table>"))
 
 
+def _leaders(board: Leaderboard, count: int = 3) -> str:
+    """The board's strongest methods by `worst` (the clean row aside), with their PSNR: `tap 52.4 (31.7 dB)`."""
+    visible = board.perceptibility
+    ranked = [(m, w) for m, w in board.mean["worst"].dropna().sort_values(kind="stable").items()
+              if visible.at[m, "class"] != "reference"][:count]
+    return ", ".join(f"{m} {w:.1f}" + ("" if pd.isna(visible.at[m, "psnr"]) else f" ({visible.at[m, 'psnr']:.1f} dB)")
+                     for m, w in ranked)
+
+
 def index_page(boards: list[Leaderboard], files: list[str], method_files: dict[str, str], with_compare: bool,
                frontier_files: dict[str, str] | None = None) -> str:
     rows = []
@@ -505,12 +517,14 @@ def index_page(boards: list[Leaderboard], files: list[str], method_files: dict[s
             f"<td class=\"num\" data-value=\"{counts.max() if counts.size else 0}\">{seeds}</td>"
             f"<td class=\"num\" data-value=\"{len(board.mean.index)}\">{len(board.mean.index)}</td>"
             f"<td class=\"num\" data-value=\"{len(cms)}\">{len(cms)}</td>"
+            f"<td data-text=\"{_e(_leaders(board))}\">{_e(_leaders(board))}</td>"
             f"<td><a href=\"{_e(file)}\">board</a></td></tr>")
     boards_table = (
         "<table id=\"boards\" class=\"sortable\"><thead><tr><th data-type=\"text\">dataset</th>"
         "<th data-type=\"text\">preset</th><th data-type=\"text\">victim</th>"
         "<th data-type=\"number\">poisoning ratio</th><th data-type=\"number\">seeds</th>"
         "<th data-type=\"number\">methods</th><th data-type=\"number\">countermeasures</th>"
+        "<th data-type=\"text\">strongest by worst (%, PSNR)</th>"
         f"<th data-type=\"text\">page</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
     methods = "".join(f"<li><a href=\"{_e(f)}\">{_e(label)}</a></li>" for label, f in method_files.items())
     return _page("uebench results", (

@@ -129,7 +129,9 @@ def assert_board_equals_csv(page: Path, csv: Path, markdown: Path | None = None)
     expected = pd.read_csv(csv, index_col="method")
     accuracies = [c for c in expected.columns if c not in MEASURED]
     assert list(expected.columns[len(accuracies):]) == MEASURED
-    assert columns == [*accuracies, "PSNR (dB)", "SSIM", "L∞ (/255)", "L2", "budget class", "rank in class"]
+    summaries = ["worst", "mean"]  # first, then the budget, then the countermeasures: the ranking in view
+    assert columns == [*summaries, "PSNR (dB)", "SSIM", "L∞ (/255)", "L2", "budget class", "rank in class",
+                       *[c for c in accuracies if c not in summaries]]
     assert list(table) == list(expected.index)
     for method in expected.index:  # the measures: the same numbers as the CSV's (an unchanged set's ∞ sorts first)
         for site_column, csv_column in (("PSNR (dB)", "psnr_db"), ("SSIM", "ssim"), ("L2", "l2")):
@@ -195,6 +197,7 @@ def test_the_published_board_shows_the_csv_and_markdown_numbers(published_site):
     assert_board_equals_csv(published_site / "board.html", PUBLISHED / "cifar10-quick.csv",
                             PUBLISHED / "cifar10-quick.md")
     index = (published_site / "index.html").read_text()
+    assert "dh-robust 39.4 (19.6 dB), cuda 41.2 (19.1 dB), tap 52.4 (31.7 dB)" in index  # the leaders, with their PSNR
     assert "href=\"board.html\"" in index and "href=\"compare.html\"" in index and "method-dh-8.html" in index
 
 
@@ -435,16 +438,18 @@ def _check_in_browser(browser: Browser, site: Path, csv: Path, sort_column: str,
     shown = browser.eval(READ_TABLE)
     assert [m for m, _ in shown] == list(expected.index)
     accuracies = [c for c in expected.columns if c not in MEASURED]
+    heads = browser.eval("Array.from(document.querySelectorAll('#board thead th')).map(th => th.textContent)")[1:]
+    assert heads[:2] == ["worst", "mean"]  # the ranking is the first thing in view
     for method, values in shown:
-        for column, value in zip(accuracies, values):
-            want = expected.at[method, column]
+        by_head = dict(zip(heads, values))
+        for column in accuracies:
+            want, value = expected.at[method, column], by_head[column]
             assert (value == "") if pd.isna(want) else float(value) == pytest.approx(want, abs=1e-9), (method, column)
 
-    psnr = f"#board thead th:nth-child({list(expected.columns).index('psnr_db') + 2})"  # the site's PSNR column
-    assert browser.eval(f"document.querySelector({json.dumps(psnr)}).textContent") == "PSNR (dB)"
+    psnr = f"#board thead th:nth-child({heads.index('PSNR (dB)') + 2})"
     browser.click(psnr)
     assert [m for m, _ in browser.eval(READ_TABLE)] == _sorted_methods(csv, "psnr_db", descending=False)
-    header = f"#board thead th:nth-child({list(expected.columns).index(sort_column) + 2})"
+    header = f"#board thead th:nth-child({heads.index(sort_column) + 2})"
     browser.click(header)
     assert [m for m, _ in browser.eval(READ_TABLE)] == _sorted_methods(csv, sort_column, descending=False)
     assert browser.eval(f"document.querySelector({json.dumps(header)}).getAttribute('aria-sort')") == "ascending"
