@@ -198,7 +198,8 @@ def run_on_ray(pending: list[Cell], sets: list[tuple[str, int]], prepares: list[
             elif kind == "set":
                 set_finished(log, config, key, value, error)
             else:
-                log.prepared(key, f"failed: {type(error).__name__}" if error else f"ready in {clock(value)}")
+                log.prepared(key, f"failed: {type(error).__name__}" if error else f"ready in {clock(value)}",
+                             None if error else value)
     except BaseException:
         for ref in waiting:
             ray.cancel(ref, force=True)

@@ -442,7 +442,8 @@ def run_grid(
             print(_plan_text(config, len(cells), len(pending), plan, how), file=sys.stderr, flush=True)
             heavy = sum(v > 0 for v in plan.prepares.values())
             log = GridLog(run_dir, plan, GridProgress(sum(plan.sets.values()) + sum(plan.prepares.values()),
-                                                      sum(plan.cells.values()), len(sets) + heavy, len(pending)))
+                                                      sum(plan.cells.values()), len(sets) + heavy, len(pending),
+                                                      classes=plan.classes(), slots=plan.slots))
         try:
             if ray_options is None:
                 scheduler.run_local(pending, sets, prepares, config, jobs, log, progress)
@@ -491,18 +492,22 @@ class GridLog:
         if self.meter is not None:
             outcome = f"{100 * row['final_acc']:.1f}%" if row["status"] == "ok" else row["status"]
             extra = "" if running is None else f" · {running} running or queued · {self.failed} failed"
-            self.meter.advance("cell", self.plan.cells[cell], f"{row['cell_id'].rsplit('/', 1)[0]}: {outcome}{extra}")
+            seconds = (row.get("seconds") or {}).get("total") if row["status"] == "ok" else None
+            self.meter.advance("cell", self.plan.cells[cell], f"{row['cell_id'].rsplit('/', 1)[0]}: {outcome}{extra}",
+                               self.plan.cost_class.get(cell), seconds)
 
-    def protected(self, method_name: str, seed: int, outcome: str) -> None:
-        """Report a protected set made, found in the cache or failed."""
+    def protected(self, method_name: str, seed: int, outcome: str, seconds: float | None = None) -> None:
+        """Report a protected set made (in `seconds`), found in the cache or failed."""
         if self.meter is not None:
-            self.meter.advance("artifact", self.plan.sets[(method_name, seed)],
-                               f"protected set {method_name} seed {seed} {outcome}")
+            key = (method_name, seed)
+            self.meter.advance("artifact", self.plan.sets[key], f"protected set {method_name} seed {seed} {outcome}",
+                               self.plan.cost_class.get(key), seconds)
 
-    def prepared(self, name: str, outcome: str) -> None:
-        """Report a countermeasure's `prepare`, unless it prepares nothing worth a line."""
+    def prepared(self, name: str, outcome: str, seconds: float | None = None) -> None:
+        """Report a countermeasure's `prepare` (made in `seconds`), unless it prepares nothing worth a line."""
         if self.meter is not None and self.plan.prepares[name] > 0:
-            self.meter.advance("artifact", self.plan.prepares[name], f"countermeasure {name} {outcome}")
+            self.meter.advance("artifact", self.plan.prepares[name], f"countermeasure {name} {outcome}",
+                               self.plan.cost_class.get(name), seconds)
 
     def close(self) -> None:
         if self.meter is not None:
@@ -518,11 +523,24 @@ class Plan:
     cells: dict[Cell, float]
     victim_s: dict[str, float]  # one training under `none`, measured where the cells run
     cached: int  # protected sets already in the cache
+    # each piece's cost class: a method's sets, a countermeasure's prepare, a countermeasure family on one victim
+    cost_class: dict[Any, str] = field(default_factory=dict)
+    slots: int = 1  # pieces at a time
 
     def spread(self, slots: int) -> Plan:
         """The same work with `slots` pieces at a time: each piece's estimate becomes its share of the wall time."""
         return Plan({k: v / slots for k, v in self.sets.items()}, {k: v / slots for k, v in self.prepares.items()},
-                    {k: v / slots for k, v in self.cells.items()}, self.victim_s, self.cached)
+                    {k: v / slots for k, v in self.cells.items()}, self.victim_s, self.cached, self.cost_class, slots)
+
+    def classes(self) -> dict[str, tuple[str, float, int]]:
+        """Per cost class: its kind (artifact or cell), its estimated seconds and its number of pieces."""
+        totals: dict[str, list] = {}
+        for kind, pieces in (("artifact", self.sets), ("artifact", self.prepares), ("cell", self.cells)):
+            for key, seconds in pieces.items():
+                entry = totals.setdefault(self.cost_class.get(key, kind), [kind, 0.0, 0])
+                entry[1] += seconds
+                entry[2] += 1
+        return {name: (kind, seconds, n) for name, (kind, seconds, n) in totals.items()}
 
 
 def _plan(config: GridConfig, pending: list[Cell], sets: list[tuple[str, int]], prepares: list[str]) -> Plan:
@@ -533,11 +551,13 @@ def _plan(config: GridConfig, pending: list[Cell], sets: list[tuple[str, int]], 
     victims = sorted({c.victim(config) for c in pending} | {p.model})
     victim_s = {v: measure_model(v, p, config.torch_device).cell_s for v in victims}
     cached = {s for s in sets if config.cache.paths("protected", spec_key(protected_spec(config, *s)))[0].exists()}
+    classes: dict[Any, str] = {s: f"set:{s[0]}" for s in sets} | {n: f"prepare:{n}" for n in prepares}
+    classes |= {c: f"cell:{config.countermeasure(c.countermeasure).family}/{c.victim(config)}" for c in pending}
     return Plan(
         sets={s: 0.0 if s in cached else config.method(s[0]).cost * victim_s[p.model] for s in sets},
         prepares={n: config.countermeasure(n).prepare_cost * victim_s[p.model] for n in prepares},
         cells={c: config.countermeasure(c.countermeasure).cost * victim_s[c.victim(config)] for c in pending},
-        victim_s=victim_s, cached=len(cached),
+        victim_s=victim_s, cached=len(cached), cost_class=classes,
     )
 
 

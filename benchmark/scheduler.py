@@ -65,7 +65,8 @@ def set_finished(log: GridLog, config: GridConfig, key: tuple[str, int], value: 
         log.protected(method_name, seed, f"failed: {type(error).__name__}")
         return
     save_gallery(log.run_dir, config, method_name, seed, value["key"])
-    log.protected(method_name, seed, "cached" if value["cached"] else f"generated in {clock(value['seconds'])}")
+    log.protected(method_name, seed, "cached" if value["cached"] else f"generated in {clock(value['seconds'])}",
+                  None if value["cached"] else value["seconds"])
 
 
 def run_local(pending: list[Cell], sets: list[tuple[str, int]], prepares: list[str], config: GridConfig, jobs: int,
@@ -141,7 +142,8 @@ class _Graph:
             if error is None and not value["cached"]:
                 self.fresh.add(key)
         else:
-            self.log.prepared(key, f"failed: {type(error).__name__}" if error else f"ready in {clock(value)}")
+            self.log.prepared(key, f"failed: {type(error).__name__}" if error else f"ready in {clock(value)}",
+                              None if error else value)
         self._release()
 
     def _release(self) -> None:
