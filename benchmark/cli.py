@@ -555,7 +555,7 @@ def _export(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from .data import load_splits
     from .gallery import write_gallery
-    from .identity import plugin_label
+    from .identity import effective_settings, plugin_label
     from .runner import GridConfig, protected_set
 
     if Path(args.out).suffix.lower() != ".png":
@@ -570,7 +570,11 @@ def _show(args: argparse.Namespace) -> int:
     train, _ = load_splits(config.dataset, config.data_root, config.preset)
     path = write_gallery(args.out, train.images, images, train.labels, train.classes, args.per_class, set_key=gen["key"])
     source = "from the cache" if gen["cached"] else f"generated in {gen['generate_s']:.0f} s and cached"
-    print(f"gallery of {plugin_label(config.method(args.method))} ({gen['budget']}; set {source}) written to {path}")
+    method = config.method(args.method)
+    print(f"gallery of {plugin_label(method)} ({gen['budget']}; set {source}) written to {path}")
+    settings = effective_settings(method, config.preset_obj)
+    if settings:
+        print(f"settings at {args.preset}: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     return 0
 
 

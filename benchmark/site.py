@@ -78,6 +78,14 @@ def _page(title: str, body: str) -> str:
     )
 
 
+def _effective(row: dict[str, Any], kind: str) -> Any:
+    """The settings a row's method or countermeasure ran with (its identity: the preset's values in place of the
+    parameters' placeholders), else its parameters as given (rows from before identities)."""
+    identity = row.get("identity")
+    settings = identity.get(kind, {}).get("settings") if isinstance(identity, dict) else None
+    return settings if isinstance(settings, dict) else row.get(f"{kind}_params")
+
+
 def _kv(mapping: Any) -> str:
     """A dict as a definition list (nested values as JSON); a note when empty."""
     if not isinstance(mapping, dict) or not mapping:
@@ -188,9 +196,9 @@ def _panel(board: Leaderboard, pid: str, method: str, column: str, rows: list[di
                      for r in seeds if r.get("status") != OK)
     curve = curve_svg([(f"seed {r['seed']}", r.get("history")) for r in seeds if r.get("status") == OK])
     first = seeds[0] if seeds else {}
-    params = (f"<div><h4>method parameters</h4>{_kv(first.get('method_params'))}"
+    params = (f"<div><h4>method settings (as run)</h4>{_kv(_effective(first, 'method'))}"
               f"<p class=\"muted\">budget: {_e(first.get('budget', '–'))}</p></div>"
-              f"<div><h4>countermeasure parameters</h4>{_kv(first.get('countermeasure_params'))}</div>")
+              f"<div><h4>countermeasure settings (as run)</h4>{_kv(_effective(first, 'countermeasure'))}</div>")
     timing_keys = list(dict.fromkeys(k for r in seeds if isinstance(r.get("seconds"), dict) for k in r["seconds"]))
     timings = "<p class=\"muted\">no timings recorded</p>"
     if timing_keys:
@@ -349,7 +357,7 @@ def method_page(label: str, entries: list[tuple[Leaderboard, str, dict[str, Any]
     rows = [r for _, _, r in entries]
     names = sorted({str(r.get("method")) for r in rows})
     budgets = sorted({str(r["budget"]) for r in rows if r.get("budget") is not None})
-    params = list({json.dumps(r.get("method_params"), sort_keys=True, default=str): r.get("method_params")
+    params = list({json.dumps(_effective(r, "method"), sort_keys=True, default=str): _effective(r, "method")
                    for r in rows}.values())
     seen, lines = set(), []
     for board, file, row in entries:  # one line per board and seed (the same generation under every countermeasure)
@@ -378,7 +386,9 @@ def method_page(label: str, entries: list[tuple[Leaderboard, str, dict[str, Any]
         f"<p>registered method: {', '.join(f'<code>{_e(n)}</code>' for n in names)}</p>"
         "<h2>Budget</h2>" + ("<ul>" + "".join(f"<li id=\"budget\">{_e(b)}</li>" for b in budgets) + "</ul>"
                              if budgets else "<p class=\"muted\">no budget recorded</p>")
-        + "<h2>Parameters</h2>" + "".join(_kv(p) for p in params)
+        + "<h2>Settings (as run)</h2><p class=\"muted\">The parameters with the preset's values in place of the "
+          "placeholders (a 0 or empty parameter means the preset's), as the cell's identity records them.</p>"
+        + "".join(_kv(p) for p in params)
         + "<h2>Perturbation statistics</h2><p class=\"muted\">As measured on the protected training set, per "
           "board and seed (the same protected set serves every countermeasure).</p>" + table
         + "<h2 id=\"gallery\">Gallery</h2>" + _gallery_section(label, galleries)

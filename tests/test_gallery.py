@@ -125,6 +125,7 @@ def test_show_draws_the_grids_gallery_from_the_cache(grid, data_root, tmp_path, 
                  data_root, "--cache-dir", config.cache_dir, "--device", "cpu", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "gallery of lsp[class_sep=5]" in printed and "set from the cache" in printed
+    assert "settings at smoke: class_sep=5.0, patch_size=0" in printed  # lsp's settings, none resolved by a preset
     assert out.read_bytes() == (root / "run" / GALLERY_DIR / "lsp_class_sep_5_-seed1.png").read_bytes()
 
 

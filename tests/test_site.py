@@ -211,6 +211,8 @@ def test_method_pages_show_budget_and_perturbation(published_site):
     assert "L0 ≤ 1 pixel" in page
     for key in ("linf", "l2_mean", "l0_max", "psnr", "ssim", "changed_fraction"):
         assert f">{key}</th>" in page
+    em = (published_site / "method-em.html").read_text()  # the settings as run, not the placeholders
+    assert "<dt>steps</dt><dd>10</dd>" in em and "<dt>arch</dt><dd>fastcnn</dd>" in em and "<dd>0</dd>" not in em
 
 
 def test_synthetic_board_marks_seeds_gaps_and_instability(synthetic_site):
