@@ -65,3 +65,16 @@ def test_the_readme_is_a_landing_page():
     assert len(readme.splitlines()) <= 200
     for page in sorted((ROOT / "docs").glob("*.md")):
         assert f"(docs/{page.name})" in readme, f"README does not link docs/{page.name}"
+
+
+def test_the_quickstart_explains_every_run_option():
+    import argparse
+
+    from benchmark.cli import build_parser
+
+    parser = build_parser()
+    run = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["run"]
+    text = (ROOT / "docs" / "quickstart.md").read_text()
+    missing = [flag for a in run._actions for flag in a.option_strings[:1]
+               if flag.startswith("--") and flag != "--help" and f"`{flag}" not in text]
+    assert missing == []
