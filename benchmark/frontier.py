@@ -9,7 +9,7 @@ import os
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ from .metrics import perturbation_metrics
 from .plugins import Method, Strength
 from .registry import methods
 from .store import read_rows
+
+if TYPE_CHECKING:
+    from .runner import GridConfig
 
 TARGETS = (36.0, 32.0, 28.0, 24.0, 20.0)  # dB, from near-invisible to plainly visible
 PILOT_IMAGES = 256
@@ -49,7 +52,7 @@ def _pilot_indices(n: int, count: int) -> torch.Tensor:
     return torch.linspace(0, n - 1, min(n, count)).round().long().unique()
 
 
-def calibrate(config: Any, name: str, targets: list[float], pilot_images: int,
+def calibrate(config: GridConfig, name: str, targets: list[float], pilot_images: int,
               progress: Callable[..., Any]) -> dict[str, Any]:
     """One pilot: the method at its given strength protects `pilot_images` evenly spaced training images (seed 0),
     its PSNR is measured there, and each target gets the knob value expected to reach it. A step whose value is
@@ -84,7 +87,7 @@ def calibrate(config: Any, name: str, targets: list[float], pilot_images: int,
             "identity": digest(plugin_identity(method, config.preset_obj)), "ladder": ladder}
 
 
-def load_or_calibrate(config: Any, names: list[str], targets: list[float], pilot_images: int, out: Path,
+def load_or_calibrate(config: GridConfig, names: list[str], targets: list[float], pilot_images: int, out: Path,
                       say: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
     """OUT/frontier.json's ladders, calibrating each method whose ladder is missing or was made for other targets,
     pilot size, data or method settings (so a resumed frontier runs the same cells); saved after each pilot."""
@@ -98,8 +101,9 @@ def load_or_calibrate(config: Any, names: list[str], targets: list[float], pilot
     for name in names:
         method = config.method(name)
         entry = record["methods"].get(name)
-        if (entry and entry["identity"] == digest(plugin_identity(method, config.preset_obj))
-                and [s["target"] for s in entry["ladder"]] == list(targets) and entry.get("pilot_requested") == pilot_images):
+        same_targets = entry and [s["target"] for s in entry["ladder"]] == list(targets)
+        if (same_targets and entry["identity"] == digest(plugin_identity(method, config.preset_obj))
+                and entry.get("pilot_requested") == pilot_images):
             continue
         say(f"calibrating {name}'s {knob(method).param} on {pilot_images} images…")
         entry = record["methods"][name] = calibrate(config, name, list(targets), pilot_images,
@@ -111,7 +115,7 @@ def load_or_calibrate(config: Any, names: list[str], targets: list[float], pilot
     return record
 
 
-def ladder_configs(config: Any, calibration: dict[str, Any], names: list[str]) -> list[tuple[Any, list[str]]]:
+def ladder_configs(config: GridConfig, calibration: dict[str, Any], names: list[str]) -> list[tuple[GridConfig, list[str]]]:
     """The grids a frontier runs: the given strengths first, then per target the configuration whose method
     arguments set each method's knob to its ladder value (methods whose step was dropped sit that one out)."""
     grids = [(config, list(names))]
@@ -131,7 +135,7 @@ def ladder_configs(config: Any, calibration: dict[str, Any], names: list[str]) -
     return grids
 
 
-def run_frontier(config: Any, names: list[str], countermeasure_names: list[str], seeds: list[int], out: str | os.PathLike,
+def run_frontier(config: GridConfig, names: list[str], countermeasure_names: list[str], seeds: list[int], out: str | os.PathLike,
                  targets: list[float] = TARGETS, pilot_images: int = PILOT_IMAGES, jobs: int = 1,
                  show_progress: bool = True, reuse: list[str | os.PathLike] = (), with_clean: bool = True) -> list[Path]:
     """Calibrate each method's ladder (or read it back), run every strength × countermeasure × seed as ordinary cells
