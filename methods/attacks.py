@@ -1,6 +1,7 @@
 """PGD as the surrogate-based methods use it: torchattacks' targeted PGD, warm-started, batched."""
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import torch
@@ -40,9 +41,16 @@ def toward(label_fn: Callable[[torch.Tensor], torch.Tensor], attack: torchattack
     return attack
 
 
-def quantize(images: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-    """uint8 images + float perturbation (in [0,1] units) → uint8, rounded and clipped to [0, 255]."""
-    return (images.float() + delta * 255).round_().clamp_(0, 255).to(torch.uint8)
+def quantize(images: torch.Tensor, delta: torch.Tensor, eps: float | None = None) -> torch.Tensor:
+    """uint8 images + float perturbation (in [0,1] units) → uint8, rounded and clipped to [0, 255]; with an L∞
+    radius `eps` (in [0,1] units), each value's change is also kept within the whole 1/255 steps of that radius
+    (rounding a change of 4.64/255 would give 5/255; at a whole radius such as 8/255 this changes nothing)."""
+    out = (images.float() + delta * 255).round_()
+    if eps is not None:
+        steps = math.floor(eps * 255 + 1e-6)
+        base = images.float()
+        out = torch.minimum(torch.maximum(out, base - steps), base + steps)
+    return out.clamp_(0, 255).to(torch.uint8)
 
 
 def fast_layout(model: torch.nn.Module) -> torch.nn.Module:

@@ -124,7 +124,7 @@ class _MinMin(Method):
                 bar.set_postfix(crafting_acc=f"{history[-1]:.3f}")
             if 1 - history[-1] < s["stop_error"]:
                 break
-        protected = quantize(images, self._expand(noise, labels.to(device)).cpu())
+        protected = quantize(images, self._expand(noise, labels.to(device)).cpu(), eps)
         ctx.notes.update(
             settings=s, rounds=len(history), crafting_acc_history=history,
             crafting_acc=accuracy(model, protected.float().div_(255), labels),

@@ -102,7 +102,7 @@ class RobustErrorMinimizing(Method):
         minmax = _MinMinMax(folded(model), s, gen)
         for i in ctx.progress(range(0, len(x), BATCH), desc="rem noise", leave=False):
             noise[i : i + BATCH] = minmax.noise(x[i : i + BATCH], y[i : i + BATCH])
-        protected = quantize(images, noise.cpu())
+        protected = quantize(images, noise.cpu(), s["eps"] / 255)
         tail = train_acc[-max(1, len(train_acc) // 10):]
         ctx.notes.update(
             settings=s, crafting_adv_acc=sum(tail) / len(tail),

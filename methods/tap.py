@@ -80,7 +80,7 @@ class TargetedAdversarialPoisoning(Method):
                     better = loss < best_loss[sl]
                     best[sl][better] = adv.cpu()[better]
                     best_loss[sl] = torch.minimum(loss, best_loss[sl])
-        protected = quantize(images, best - x)
+        protected = quantize(images, best - x, s["eps"] / 255)
         ctx.notes.update(
             settings=s,
             surrogate_train_acc=accuracy(model, x, labels),  # on the images it was trained on

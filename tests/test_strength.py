@@ -14,6 +14,7 @@ from benchmark.plugins import Strength
 from benchmark.presets import get_preset
 from benchmark.registry import methods
 from methods.dh.hiding import HidingNetwork
+from methods.attacks import quantize
 from methods.dh.training import hide_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,3 +110,15 @@ def test_with_strength_refuses_values_outside_the_knob():
         methods.get("em")().with_strength(100.0)
     with pytest.raises(ValueError, match="no strength knob"):
         methods.get("clean")().with_strength(1.0)
+
+
+def test_a_fractional_linf_radius_holds_on_the_uint8_output(cifar_small, ctx):
+    """Rounding a change of 4.64/255 would give 5/255: the change is kept to the radius's whole steps, and a
+    whole radius is left exactly as plain rounding gives it."""
+    images = cifar_small.images
+    delta = torch.full(images.shape, 4.64 / 255)
+    assert (quantize(images, delta, 4.64 / 255).int() - images.int()).max() == 4
+    wide = torch.empty(images.shape).uniform_(-8 / 255, 8 / 255, generator=torch.Generator().manual_seed(0))
+    assert quantize(images, wide, 8 / 255).equal(quantize(images, wide))
+    out = methods.get("em")(eps=4.64)(images, cifar_small.labels, ctx)  # the engine's budget check passes
+    assert (out.int() - images.int()).abs().max() == 4

@@ -159,7 +159,7 @@ def hide_all(
         cover = _to_unit(covers[sl], device)
         stego, _ = net.hide(cover, _to_unit(secrets[assignment[sl]], device))
         residual = stego - cover if scale == 1 else (stego - cover) * scale
-        out[sl] = quantize(covers[sl], bounded(residual, eps).cpu())
+        out[sl] = quantize(covers[sl], bounded(residual, eps).cpu(), eps or None)
     return out
 
 
