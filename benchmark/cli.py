@@ -501,7 +501,7 @@ def _targets(text: str) -> list[float]:
 
 
 def _frontier(args: argparse.Namespace) -> int:
-    from .frontier import PILOT_IMAGES, TARGETS, run_frontier, write_frontier
+    from .frontier import TARGETS, run_frontier, write_frontier
     from .runner import GridConfig
 
     out = Path(args.out or Path("results") / "runs" / f"frontier-{args.dataset}-{args.preset}")
@@ -526,7 +526,7 @@ def _frontier(args: argparse.Namespace) -> int:
     reuse = [] if args.recompute else list(published_rows_files())
     try:
         paths = run_frontier(config, names, countermeasures.expand(args.countermeasures), args.seeds, out,
-                             args.targets or list(TARGETS), args.pilot_images or PILOT_IMAGES, args.jobs,
+                             args.targets or list(TARGETS), args.pilot_images, args.jobs,
                              not args.no_progress, reuse)
     except KeyboardInterrupt:
         print(f"\nInterrupted. Finished cells are kept in {out / 'results.jsonl'}; run the same command to resume.",
