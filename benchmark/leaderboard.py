@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .identity import digest
-from .perceptibility import COLUMNS as MEASURES, HEADERS, class_order, class_ranks, perceptibility
+from .perceptibility import COLUMNS as MEASURES, HEADERS, class_order, class_ranks, measure_text, perceptibility
 from .presets import plumbing_only
 from .registry import countermeasures, methods
 from .store import read_rows
@@ -312,15 +312,8 @@ def _table(board: Leaderboard, frame: pd.DataFrame, spread: bool = False) -> str
 
 def _measures_text(board: Leaderboard) -> pd.DataFrame:
     """PSNR, SSIM, L∞ and L2 per method as text (`∞` for an unchanged set, `–` where unmeasured)."""
-    digits = {"psnr": 1, "ssim": 3, "linf": 0, "l2": 2}
-
-    def text(column: str, value: float) -> str:
-        if pd.isna(value):
-            return "–"
-        return "∞" if math.isinf(value) else f"{value:.{digits[column]}f}"
-
     table = board.perceptibility
-    return pd.DataFrame({HEADERS[c]: [text(c, v) for v in table[c]] for c in MEASURES}, index=table.index)
+    return pd.DataFrame({HEADERS[c]: [measure_text(c, float(v)) for v in table[c]] for c in MEASURES}, index=table.index)
 
 
 def _classes(board: Leaderboard) -> str:

@@ -13,6 +13,14 @@ BANDS: tuple[tuple[float, str], ...] = ((30.0, "≥ 30 dB"), (24.0, "24–30 dB"
 REFERENCE, UNMEASURED = "reference", "unmeasured"  # the clean row (nothing changed); rows without measures
 COLUMNS = ("psnr", "ssim", "linf", "l2")  # dB, [0, 1], /255, mean per-image L2 in [0,1] pixel units
 HEADERS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "linf": "L∞ (/255)", "l2": "L2"}
+DIGITS = {"psnr": 1, "ssim": 3, "linf": 0, "l2": 2}  # decimals each measure is shown with
+
+
+def measure_text(column: str, value: float) -> str:
+    """A measure as text: `–` where unmeasured, `∞` for an unchanged set's PSNR."""
+    if math.isnan(value):
+        return "–"
+    return "∞" if math.isinf(value) else f"{value:.{DIGITS[column]}f}"
 
 
 def band(psnr: float) -> str:

@@ -25,7 +25,7 @@ import pandas as pd
 from .agreement import TARGETS, Agreement
 from .gallery import GALLERY_DIR, gallery_name
 from .frontier import frontier_table, plot_frontier
-from .perceptibility import COLUMNS as MEASURES, HEADERS
+from .perceptibility import COLUMNS as MEASURES, HEADERS, measure_text
 from .leaderboard import (FAILED, MISSING, OK, SUMMARY_COLUMNS, UNSTABLE_MARK, UNSTABLE_SPREAD, Leaderboard,
                           _cells, _flat, _inside, _safe, _stems, build_leaderboards)
 from .presets import plumbing_only
@@ -232,16 +232,12 @@ _MEASURE_HEADS = (*((HEADERS[c], "number") for c in MEASURES), ("budget class", 
 def _measure_cells(board: Leaderboard, method: str) -> list[str]:
     """The method's perceptibility, budget class and rank in it, as sortable table cells."""
     r = board.perceptibility.loc[method]
-    digits = {"psnr": 1, "ssim": 3, "linf": 0, "l2": 2}
     cells = []
     for c in MEASURES:
         value = float(r[c])
-        if pd.isna(value):
-            cells.append("<td class=\"num measure\" data-value=\"\">–</td>")
-        else:  # an unchanged set (PSNR ∞) sorts above every finite one
-            key = "1e9" if math.isinf(value) else f"{value:.4f}"
-            shown = "∞" if math.isinf(value) else f"{value:.{digits[c]}f}"
-            cells.append(f"<td class=\"num measure\" data-value=\"{key}\">{shown}</td>")
+        # an unchanged set (PSNR ∞) sorts above every finite one; an unmeasured one has no sort key
+        key = "" if pd.isna(value) else "1e9" if math.isinf(value) else f"{value:.4f}"
+        cells.append(f"<td class=\"num measure\" data-value=\"{key}\">{measure_text(c, value)}</td>")
     rank = "" if pd.isna(r["rank"]) else f"{int(r['rank'])}"
     return cells + [f"<td class=\"measure\" data-text=\"{_e(r['class'])}\" title=\"{_e(r['threat'])}\">{_e(r['class'])}</td>",
                     f"<td class=\"num measure\" data-value=\"{rank}\">{rank or '–'}</td>"]
