@@ -30,6 +30,7 @@ PILOT_IMAGES = 256
 MIN_GAP = 1.0  # dB: a ladder step predicted closer than this to another point is not run (it would repeat it)
 READ_AT = (32.0, 28.0, 24.0)  # PSNRs at which the summary reads each curve (interpolated between ladder points)
 CALIBRATION = "frontier.json"
+PER_COLUMN = "acc_"  # prefix of the table's per-countermeasure accuracy columns
 
 
 def knob(method: Method) -> Strength:
@@ -160,8 +161,9 @@ def run_frontier(config: GridConfig, names: list[str], countermeasure_names: lis
 
 def frontier_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """One record per method configuration: its knob value, the PSNR/SSIM of its protected sets (mean over seeds),
-    and accuracy under `none`, under the worst and on average over the countermeasures, mean and range over seeds.
-    A seed counts only when it has every countermeasure that the folder's rows hold."""
+    accuracy under `none`, under the worst and on average over the countermeasures, mean and range over seeds (a seed
+    counts only when it has every countermeasure that the folder's rows hold), and accuracy under each countermeasure
+    (`acc_NAME`, mean over the seeds that ran it)."""
     ok = [r for r in rows if r.get("status") == "ok" and isinstance(r.get("final_acc"), (int, float))]
     column = {id(r): r.get("countermeasure_label") or r["countermeasure"] for r in ok}
     columns = sorted(set(column.values()))
@@ -194,9 +196,16 @@ def frontier_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
             "mean": float(np.mean(mean)) if mean else np.nan,
             "mean_min": min(mean, default=np.nan), "mean_max": max(mean, default=np.nan),
             "seeds": len(complete), "countermeasures": len(columns),
-        })
+        } | {PER_COLUMN + c: float(np.mean([100 * cells[c]["final_acc"] for cells in seeds.values() if c in cells]))
+             if any(c in cells for cells in seeds.values()) else np.nan for c in columns})
     table = pd.DataFrame(records)
     return table.sort_values(["method", "psnr"], ascending=[True, False], kind="stable").reset_index(drop=True)
+
+
+def per_column(table: pd.DataFrame) -> list[str]:
+    """The countermeasures whose accuracy the table holds, `none` first."""
+    names = [c[len(PER_COLUMN):] for c in table.columns if c.startswith(PER_COLUMN)]
+    return sorted(names, key=lambda n: (n != "none", n))
 
 
 def read_at(table: pd.DataFrame, method: str, psnr: float, column: str = "worst") -> float:
@@ -246,6 +255,13 @@ def _markdown(table: pd.DataFrame, title: str, calibration: dict[str, Any] | Non
     shown = [m for m in dict.fromkeys(table["method"]) if m != "clean"]
     at = pd.DataFrame({f"worst at {p:g} dB": [read_at(table, m, p) for m in shown] for p in READ_AT}, index=shown)
     at = at.map(lambda v: "–" if math.isnan(v) else f"{v:.1f}")
+    each = ""
+    for p in READ_AT:
+        cells = pd.DataFrame({c: [read_at(table, m, p, PER_COLUMN + c) for m in shown] for c in per_column(table)},
+                             index=shown).map(lambda v: "–" if math.isnan(v) else f"{v:.1f}")
+        if (cells != "–").any().any():
+            each += (f"\n\n### {p:g} dB\n\n"
+                     + cells.to_markdown(disable_numparse=True, colalign=("left",) + ("right",) * cells.shape[1]))
 
     def fmt(v: Any, digits: int = 1) -> str:
         return "–" if isinstance(v, float) and math.isnan(v) else ("∞" if v == math.inf else f"{v:.{digits}f}")
@@ -276,6 +292,9 @@ def _markdown(table: pd.DataFrame, title: str, calibration: dict[str, Any] | Non
             "Read off each method's curve, linearly between its two ladder points around the PSNR (`–`: outside the "
             "range its ladder reached).\n\n"
             + at.to_markdown(disable_numparse=True, colalign=("left",) + ("right",) * at.shape[1])
+            + ("\n\n## Each countermeasure at matched PSNR\n\nAccuracy under each countermeasure, read off the same "
+               "way from each configuration's mean over the seeds that ran it (so a column can rest on fewer seeds "
+               "than `worst`; the seeds per cell are in the board beside this page)." + each if each else "")
             + "\n\n## Every configuration\n\n" + "\n".join(lines) + "\n" + pilots)
 
 

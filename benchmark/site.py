@@ -464,7 +464,7 @@ def compare_page(boards: list[Leaderboard], files: list[str], reference: str | o
 def frontier_page(board: Leaderboard, table: pd.DataFrame, picture: str) -> str:
     """A board's strength ladders: the accuracy-against-PSNR plot, the reading at matched PSNR and every
     configuration (sortable)."""
-    from .frontier import READ_AT, read_at
+    from .frontier import PER_COLUMN, READ_AT, per_column, read_at
 
     shown = [m for m in dict.fromkeys(table["method"]) if m != "clean"]
 
@@ -482,6 +482,13 @@ def frontier_page(board: Leaderboard, table: pd.DataFrame, picture: str) -> str:
         + num(r.psnr) + num(r.ssim, 3) + num(r.none) + num(r.worst) + num(r.mean)
         + f"<td class=\"num\" data-value=\"{r.seeds}\">{r.seeds}</td></tr>" for r in table.itertuples())
     heads = "".join(f"<th data-type=\"number\" scope=\"col\">worst at {p:g} dB</th>" for p in READ_AT)
+    columns = per_column(table)
+    each = "".join(
+        f"<h3>{p:g} dB</h3><table id=\"each-{p:g}\" class=\"sortable\"><thead><tr><th data-type=\"text\">method</th>"
+        + "".join(f"<th data-type=\"number\" scope=\"col\">{_e(c)}</th>" for c in columns) + "</tr></thead><tbody>"
+        + "".join(f"<tr><th scope=\"row\" data-text=\"{_e(m)}\">{_e(m)}</th>"
+                  + "".join(num(read_at(table, m, p, PER_COLUMN + c)) for c in columns) + "</tr>" for m in shown)
+        + "</tbody></table>" for p in READ_AT)
     return _page(f"Frontier: {board.title}", (
         f"<h1>Frontier: {_e(board.title)}</h1><p>Each method at a ladder of strengths aimed at target PSNRs "
         "(<code>python -m benchmark frontier</code>): clean test accuracy (%) under the worst countermeasure of the "
@@ -491,7 +498,9 @@ def frontier_page(board: Leaderboard, table: pd.DataFrame, picture: str) -> str:
         "<h2>Worst case at matched PSNR</h2><p>Read off each curve, linearly between the two ladder points around the "
         "PSNR; – outside the range the ladder reached.</p>"
         f"<table id=\"reading\" class=\"sortable\"><thead><tr><th data-type=\"text\">method</th>{heads}</tr></thead>"
-        f"<tbody>{reading}</tbody></table><h2>Every configuration</h2>"
+        f"<tbody>{reading}</tbody></table><h2>Each countermeasure at matched PSNR</h2><p>Each column read off the "
+        "same way from each configuration's mean over the seeds that ran it.</p>" + each
+        + "<h2>Every configuration</h2>"
         "<table id=\"configurations\" class=\"sortable\"><thead><tr><th data-type=\"text\">configuration</th>"
         "<th data-type=\"text\">knob</th><th data-type=\"number\">PSNR (dB)</th><th data-type=\"number\">SSIM</th>"
         "<th data-type=\"number\">none</th><th data-type=\"number\">worst</th><th data-type=\"number\">mean</th>"
