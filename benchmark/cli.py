@@ -19,7 +19,7 @@ from .store import RunFolderBusy, published_rows_files
 if TYPE_CHECKING:
     import torch
 
-    from .ray_executor import RayOptions
+    from .engine.ray_executor import RayOptions
 
 LIST_KINDS = ("methods", "countermeasures", "models", "presets")
 PRESET_HELP = "smoke, quick (default) or paper; see `list presets`"
@@ -432,7 +432,7 @@ def _ray_options(args: argparse.Namespace) -> RayOptions | None:
     if args.jobs is not None:
         raise ValueError("--jobs is the local executor's: under --executor ray the cluster's CPUs and GPUs, shared "
                          "out by --cpus-per-cell and --gpus-per-cell, decide how many cells run at once")
-    from .ray_executor import RayOptions
+    from .engine.ray_executor import RayOptions
 
     return RayOptions(args.ray_address, 1 if args.cpus_per_cell is None else args.cpus_per_cell,
                       0.0 if args.gpus_per_cell is None else args.gpus_per_cell)
@@ -447,7 +447,8 @@ def _reuse(args: argparse.Namespace) -> list[str | Path]:
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
-    from .runner import GridConfig, run_grid
+    from .engine.config import GridConfig
+    from .engine.grid import run_grid
 
     ray_options = _ray_options(args)  # before any work: Ray missing or a flag that does not fit
     method_names = expand_methods(args.methods)
@@ -502,7 +503,7 @@ def _targets(text: str) -> list[float]:
 
 def _frontier(args: argparse.Namespace) -> int:
     from .frontier import TARGETS, run_frontier, write_frontier
-    from .runner import GridConfig
+    from .engine.config import GridConfig
 
     out = Path(args.out or Path("results") / "runs" / f"frontier-{args.dataset}-{args.preset}")
     if args.render_only:
@@ -540,7 +541,8 @@ def _frontier(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from .data import load_splits, split_positions
     from .imported import export
-    from .runner import GridConfig, protected_set
+    from .engine.config import GridConfig
+    from .engine.recipe import protected_set
 
     config = GridConfig(dataset=args.dataset, preset=args.preset, data_root=args.data_root, cache_dir=args.cache_dir,
                         device=args.device, method_args=parse_plugin_args(args.method_args, methods, "--method-args"))
@@ -556,7 +558,8 @@ def _show(args: argparse.Namespace) -> int:
     from .data import load_splits
     from .gallery import write_gallery
     from .identity import effective_settings, plugin_label
-    from .runner import GridConfig, protected_set
+    from .engine.config import GridConfig
+    from .engine.recipe import protected_set
 
     if Path(args.out).suffix.lower() != ".png":
         raise ValueError(f"--out must be a .png file, got {args.out!r}")
@@ -583,7 +586,8 @@ def _bands(args: argparse.Namespace) -> int:
 
     from .data import load_splits
     from .identity import plugin_label
-    from .runner import GridConfig, make_context, protected_set
+    from .engine.config import GridConfig
+    from .engine.recipe import make_context, protected_set
     from .spectrum import energy_share, haar_ll_share, probe_accuracy
 
     names, filters = methods.expand(args.methods), countermeasures.expand(args.countermeasures)
@@ -624,8 +628,9 @@ def _trace(args: argparse.Namespace) -> int:
 
     from tabulate import tabulate
 
-    from .runner import Cell, GridConfig
-    from .scheduler import task_threads, torch_threads
+    from .engine.cells import Cell
+    from .engine.config import GridConfig
+    from .engine.local import task_threads, torch_threads
     from .trace import trace_cell
 
     config = GridConfig(
@@ -651,8 +656,8 @@ def _profile(args: argparse.Namespace) -> int:
     import json
 
     from .profile import profile_grid, render
-    from .runner import GridConfig
-    from .scheduler import task_threads, torch_threads
+    from .engine.config import GridConfig
+    from .engine.local import task_threads, torch_threads
 
     names, chosen = methods.expand(args.methods), countermeasures.expand(args.countermeasures)  # before any work
     if args.cache_dir is not None and not args.use_cache:
@@ -690,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
             method_args = parse_plugin_args(args.method_args, methods, "--method-args")
             cost = None
             if kind == "models":  # measured only when asked for by name: it takes a minute on a CPU
-                from .runner import GridConfig
+                from .engine.config import GridConfig
 
                 cost = (get_preset(args.preset), GridConfig(preset=args.preset, device=args.device).torch_device)
                 print(f"measuring each model's cost at preset {args.preset}…", file=sys.stderr)

@@ -23,7 +23,7 @@ from .registry import methods
 from .store import read_rows
 
 if TYPE_CHECKING:
-    from .runner import GridConfig
+    from .engine.config import GridConfig
 
 TARGETS = (36.0, 32.0, 28.0, 24.0, 20.0)  # dB, from near-invisible to plainly visible
 PILOT_IMAGES = 256
@@ -59,7 +59,7 @@ def calibrate(config: GridConfig, name: str, targets: list[float], pilot_images:
     its PSNR is measured there, and each target gets the knob value expected to reach it. A step whose value is
     already on the ladder (the knob's range clipped it) or whose predicted PSNR lies within MIN_GAP of another
     point's (the given strength's included) is dropped, with the reason."""
-    from .runner import make_context  # the engine's context: surrogates and held-out data as in a cell
+    from .engine.recipe import make_context  # the engine's context: surrogates and held-out data as in a cell
 
     method = config.method(name)
     strength = knob(method)
@@ -141,7 +141,7 @@ def run_frontier(config: GridConfig, names: list[str], countermeasure_names: lis
                  show_progress: bool = True, reuse: list[str | os.PathLike] = (), with_clean: bool = True) -> list[Path]:
     """Calibrate each method's ladder (or read it back), run every strength × countermeasure × seed as ordinary cells
     into OUT (resumable: finished cells are skipped), then render OUT/frontier.*."""
-    from .runner import run_grid  # it imports the registries' plugins
+    from .engine.grid import run_grid  # it imports the registries' plugins
 
     out = Path(out)
     if not names:

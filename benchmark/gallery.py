@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
-from .leaderboard import _safe
+from .leaderboard import safe_name
 
 GALLERY_DIR = "gallery"  # beside a run's results.jsonl (or a published rows file)
 PANELS = ("clean", "protected", "perturbation")
@@ -24,7 +24,7 @@ BACKGROUND = (255, 255, 255)
 
 def gallery_name(label: str, seed: int) -> str:
     """The gallery's file name for a method configuration label (`dh[lfc_weight=0]`) and a seed."""
-    return f"{_safe(label)}-seed{seed}.png"
+    return f"{safe_name(label)}-seed{seed}.png"
 
 
 def first_per_class(labels: torch.Tensor, classes: int, per_class: int) -> list[list[int]]:

@@ -21,7 +21,7 @@ from .models import create_model
 from .plugins import Context, Countermeasure
 from .presets import Preset, get_preset
 from .registry import countermeasures, methods, models
-from .runner import _quiet
+from .progress import quiet
 from .training import train_victim
 
 # (label, bf16 autocast, channels_last, CUDA graph); the first is what the engine does on CUDA.
@@ -432,14 +432,14 @@ def check_dh(device: torch.device, steps: int = 200, images: int = 50_000) -> di
     assignment = assign_secrets(labels, secret_labels, "class", gen)
     synchronize(device)
     start = time.perf_counter()
-    net, history = train_hiding_network(covers, labels, secrets, assignment, resnet, s, 0, device, _quiet)
+    net, history = train_hiding_network(covers, labels, secrets, assignment, resnet, s, 0, device, quiet)
     synchronize(device)
     step_s = (time.perf_counter() - start) / steps
     full = torch.randint(0, 256, (images, 3, 32, 32), dtype=torch.uint8, generator=gen)
     assign_full = assign_secrets(torch.arange(images) % 10, secret_labels, "class", gen)
     synchronize(device)
     start = time.perf_counter()
-    hide_all(net, full, secrets, assign_full, 0.0, device, _quiet)
+    hide_all(net, full, secrets, assign_full, 0.0, device, quiet)
     synchronize(device)
     report["paper_network"] = {
         "step_ms": 1000 * step_s, "projected_training_min": step_s * paper["steps"] / 60,

@@ -11,12 +11,11 @@ import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 if TYPE_CHECKING:
-    from .plugins import Plugin
     from .presets import Preset
 
 # Dataclass field metadata of a plugin parameter that names a file or folder: its content, not its path,
@@ -73,6 +72,18 @@ def content_digest(path: str | os.PathLike) -> str:
         raise FileNotFoundError(f"{path} does not exist")
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     return _content_digest(str(root), tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+
+
+class Plugin(Protocol):
+    """What an identity reads of a plugin (`benchmark.plugins.Plugin` is one)."""
+
+    name: str
+
+    def param_fields(self) -> list[dataclasses.Field]: ...
+
+    def params(self) -> dict[str, Any]: ...
+
+    def settings(self, preset: Preset) -> dict[str, Any]: ...
 
 
 def effective_settings(plugin: Plugin, preset: Preset) -> dict[str, Any]:

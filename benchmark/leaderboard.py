@@ -185,14 +185,14 @@ def _configurations(entries: list[dict[str, Any]], kind: str, first: str, regist
     return {i: configs[i][1] if shared[configs[i][1]] == 1 else f"{configs[i][1]}@{i[:6]}" for i in ordered}
 
 
-def _flat(versions: Any, prefix: str = "") -> dict[str, str]:
+def flat_versions(versions: Any, prefix: str = "") -> dict[str, str]:
     """A (nested) versions dict as dotted key → text, so a difference names the exact entry; {} if no dict."""
     if not isinstance(versions, dict):
         return {}
     flat = {}
     for key, value in versions.items():
         name = f"{prefix}{key}"
-        flat |= _flat(value, f"{name}.") if isinstance(value, dict) else {name: str(value)}
+        flat |= flat_versions(value, f"{name}.") if isinstance(value, dict) else {name: str(value)}
     return flat
 
 
@@ -215,7 +215,7 @@ def _provenance(rows: list[dict[str, Any]]) -> list[str]:
     if len(machines) > 1:
         listed = ", ".join(f"{m} ({n} row{'s' if n != 1 else ''})" for m, n in machines.most_common())
         notes.append(f"rows come from {len(machines)} machines whose CPU kernels may differ: {listed}")
-    versions = [_flat(r.get("versions")) for r in rows]
+    versions = [flat_versions(r.get("versions")) for r in rows]
     differing = {k: sorted({str(v.get(k, "absent")) for v in versions}) for k in sorted({k for v in versions for k in v})}
     differing = {k: values for k, values in differing.items() if len(values) > 1}
     if differing:
@@ -277,7 +277,7 @@ def build_leaderboards(rows: list[dict[str, Any]]) -> list[Leaderboard]:
     return boards
 
 
-def _cells(board: Leaderboard, frame: pd.DataFrame, missing: str, spread: bool = False) -> pd.DataFrame:
+def cell_text(board: Leaderboard, frame: pd.DataFrame, missing: str, spread: bool = False) -> pd.DataFrame:
     """`frame` as text: `failed`, or `missing` for a cell without a row, `*` on an incomplete row's summaries and
     † on an unstable cell; with `spread`, a cell of several seeds gets `± std` and a summary its [low–high] bounds."""
     status = board.status.reindex(columns=frame.columns, fill_value=OK)
@@ -306,7 +306,7 @@ def _cells(board: Leaderboard, frame: pd.DataFrame, missing: str, spread: bool =
 
 def _table(board: Leaderboard, frame: pd.DataFrame, spread: bool = False) -> str:
     """`frame` as a Markdown table, numbers right-aligned, then each method's measured perceptibility."""
-    text = _cells(board, frame, missing="–", spread=spread).join(_measures_text(board))
+    text = cell_text(board, frame, missing="–", spread=spread).join(_measures_text(board))
     return text.to_markdown(disable_numparse=True, colalign=("left",) + ("right",) * text.shape[1])
 
 
@@ -415,7 +415,7 @@ def _heatmap(board: Leaderboard, path: Path) -> None:
 
     data = board.mean
     values = data.to_numpy(dtype=float)
-    text = _cells(board, data, missing=MISSING)
+    text = cell_text(board, data, missing=MISSING)
     fig, ax = plt.subplots(figsize=(1.5 + 0.75 * data.shape[1], 2.2 + 0.45 * data.shape[0]))
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
     finite = values[np.isfinite(values)]
@@ -504,23 +504,23 @@ def _transfer_markdown(board: Leaderboard, table: pd.DataFrame) -> str:
     )
 
 
-def _safe(piece: str) -> str:
+def safe_name(piece: str) -> str:
     """A file-name fragment: only [A-Za-z0-9._-], no run of dots, no leading or trailing dot."""
     text = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]", "_", piece)).strip(".")
     return text or "_"
 
 
-def _stems(boards: list[Leaderboard], name: str) -> list[str]:
+def board_stems(boards: list[Leaderboard], name: str) -> list[str]:
     """NAME for one board, else NAME-dataset-preset-model, made unique with a key digest where sanitising collides."""
     if len(boards) == 1:
         return [name]
-    stems = [f"{name}-{_safe(b.dataset)}-{_safe(b.preset_label)}-{_safe(b.model)}"
+    stems = [f"{name}-{safe_name(b.dataset)}-{safe_name(b.preset_label)}-{safe_name(b.model)}"
              + ("" if b.poison_ratio == 1.0 else f"-ratio{b.poison_ratio:g}") for b in boards]
     taken = Counter(stems)
     return [s if taken[s] == 1 else f"{s}-{_digest(b.dataset, b.preset_id, b.model)[:6]}" for s, b in zip(stems, boards)]
 
 
-def _inside(out: Path, filename: str) -> Path:
+def inside(out: Path, filename: str) -> Path:
     """OUT/filename, refused unless it resolves inside OUT."""
     path = out / filename
     if not path.resolve().is_relative_to(out.resolve()):
@@ -543,29 +543,29 @@ def write_leaderboard(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for board, stem in zip(boards, _stems(boards, name)):
-        parts = (".csv", "_std.csv", "_status.csv", "_cells.csv", ".md", ".png")
+    for board, stem in zip(boards, board_stems(boards, name)):
+        parts = (".csv", "_std.csv", "_status.csv", "cell_text.csv", ".md", ".png")
         if board.seeds.max().max() <= 1:  # one seed has no spread; a table of zeros would read as agreement
             parts = tuple(p for p in parts if p != "_std.csv")
-        paths = {part: _inside(out, f"{stem}{part}") for part in parts}
+        paths = {part: inside(out, f"{stem}{part}") for part in parts}
         board.mean.round(2).join(measures_table(board).round(3)).to_csv(paths[".csv"])
         if "_std.csv" in paths:
             board.std.round(2).to_csv(paths["_std.csv"])
         board.status.assign(incomplete=board.incomplete).to_csv(paths["_status.csv"])
-        cell_table(board).round(2).to_csv(paths["_cells.csv"], index=False)
+        cell_table(board).round(2).to_csv(paths["cell_text.csv"], index=False)
         paths[".md"].write_text(_markdown(board))
         _heatmap(board, paths[".png"])
         written += paths.values()
         if with_rows:
             for seed in sorted({r["seed"] for r in board.rows}):
-                path = _inside(out, f"{stem}.seed{seed}.jsonl")
+                path = inside(out, f"{stem}.seed{seed}.jsonl")
                 path.write_text("".join(json.dumps(r) + "\n" for r in board.rows if r["seed"] == seed))
                 written.append(path)
     transfers = transfer_tables(boards)
     for board, table in transfers:
-        suffix = "" if len(transfers) == 1 else (f"-{_safe(board.dataset)}-{_safe(board.preset_label)}"
+        suffix = "" if len(transfers) == 1 else (f"-{safe_name(board.dataset)}-{safe_name(board.preset_label)}"
                                                  + ("" if board.poison_ratio == 1.0 else f"-ratio{board.poison_ratio:g}"))
-        paths = [_inside(out, f"{name}_transfer{suffix}{ext}") for ext in (".csv", ".md")]
+        paths = [inside(out, f"{name}_transfer{suffix}{ext}") for ext in (".csv", ".md")]
         table.round(2).to_csv(paths[0])
         paths[1].write_text(_transfer_markdown(board, table))
         written += paths
@@ -574,8 +574,8 @@ def write_leaderboard(
         sweeps[(board.dataset, board.preset_id, board.model)].append(board)
     sweeps = {key: group for key, group in sweeps.items() if len(group) > 1}
     for (dataset, _, model), group in sweeps.items():
-        suffix = "" if len(sweeps) == 1 else f"-{_safe(dataset)}-{_safe(group[0].preset_label)}-{_safe(model)}"
-        path = _inside(out, f"{name}_ratios{suffix}.png")
+        suffix = "" if len(sweeps) == 1 else f"-{safe_name(dataset)}-{safe_name(group[0].preset_label)}-{safe_name(model)}"
+        path = inside(out, f"{name}_ratios{suffix}.png")
         _ratio_plot(group, path)
         written.append(path)
     return written

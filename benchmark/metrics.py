@@ -1,17 +1,10 @@
-"""Perturbation size of a protected set (L∞, L2, L0, PSNR, SSIM) and the engine's budget check."""
+"""Perturbation size of a protected set: L∞, L2, L0, PSNR, SSIM."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from .plugins import Budget
-
 CHUNK = 2048
-TOLERANCE = 1e-6  # float slack when comparing a measured norm with its budget
-
-
-class BudgetError(ValueError):
-    """A method's saved output exceeds its declared threat model."""
 
 
 def _chunks(clean: torch.Tensor, protected: torch.Tensor):
@@ -71,19 +64,3 @@ def perturbation_metrics(clean: torch.Tensor, protected: torch.Tensor) -> dict[s
         "ssim": ssim(clean, protected),
         "changed_fraction": changed.float().mean().item(),
     }
-
-
-def check_budget(method: str, budget: Budget, clean: torch.Tensor, protected: torch.Tensor) -> None:
-    """Raise BudgetError when any image of `protected` exceeds `budget`."""
-    if budget.norm == "none":
-        return
-    norms = per_image_norms(clean, protected)[budget.norm].float()
-    worst = int(norms.argmax())
-    measured = norms[worst].item()
-    if measured > budget.eps + TOLERANCE:
-        unit = (lambda v: f"{v * 255:.3f}/255") if budget.norm == "linf" else (lambda v: f"{v:.4f}")
-        raise BudgetError(
-            f"method {method!r} violates its {budget.norm} budget: measured {unit(measured)} on image {worst}, "
-            f"allowed {unit(budget.eps)}"
-        )
-

@@ -14,32 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from . import seeding
+from .budget import Budget, check_budget
 from .cache import ArtifactCache
 from .identity import plugin_code
 from .presets import Preset
-
-
-@dataclass(frozen=True)
-class Budget:
-    """A threat model: `linf`/`l2` radius in [0,1] pixel units, `l0` pixel positions, or `none`."""
-
-    norm: str
-    eps: float = 0.0
-
-    NORMS: ClassVar[tuple[str, ...]] = ("linf", "l2", "l0", "none")
-
-    def __post_init__(self) -> None:
-        if self.norm not in self.NORMS:
-            raise ValueError(f"unknown norm {self.norm!r}; valid norms: {', '.join(self.NORMS)}")
-
-    def __str__(self) -> str:
-        if self.norm == "none":
-            return "unbounded (reports PSNR/SSIM)"
-        if self.norm == "linf":
-            return f"L∞ ≤ {self.eps * 255:g}/255"
-        if self.norm == "l0":
-            return f"L0 ≤ {self.eps:g} pixel{'s' if self.eps != 1 else ''}"
-        return f"L2 ≤ {self.eps:.4g}"
+from .training import TRAINER_VERSION
 
 
 @dataclass(frozen=True)
@@ -102,8 +81,7 @@ class Context:
         plugin's name, version and distribution and the trainer's version, checks the file's SHA-256, and calls
         `create()` on a miss.
         Returns the tensors, the metadata and whether they came from the cache."""
-        from .training import TRAINER_VERSION  # its numerics (one thread per CPU task) made the artifact too
-
+        # the trainer's version too: its numerics (one thread per CPU task) made the artifact
         key = {"spec": spec, "owner": plugin_code(owner), "trainer": TRAINER_VERSION}
         return ArtifactCache(self.cache_dir).get_or_create(kind, key, create)
 
@@ -111,21 +89,21 @@ class Context:
         """A model of `arch` (default: the preset's victim) trained on the clean training set with the
         preset's recipe, cached by the engine; frozen, in eval mode, on `device`."""
         if self.surrogate_fn is None:
-            raise RuntimeError("no surrogate models in this context: build it with benchmark.runner.make_context")
+            raise RuntimeError("no surrogate models in this context: build it with benchmark.engine.recipe.make_context")
         return self.surrogate_fn(arch or self.preset.model)
 
     def heldout(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Clean uint8 images and labels of the dataset's training split that are not in the preset's
         training set (what a defender may use to fit a purifier); empty when the preset uses it all."""
         if self.heldout_fn is None:
-            raise RuntimeError("no held-out data in this context: build it with benchmark.runner.make_context")
+            raise RuntimeError("no held-out data in this context: build it with benchmark.engine.recipe.make_context")
         return self.heldout_fn()
 
     def training_split(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The dataset's whole training split (uint8 images, labels) and the positions in it of the preset's
         training images, in the order `generate` receives them."""
         if self.split_fn is None:
-            raise RuntimeError("no training split in this context: build it with benchmark.runner.make_context")
+            raise RuntimeError("no training split in this context: build it with benchmark.engine.recipe.make_context")
         return self.split_fn()
 
 
@@ -186,8 +164,6 @@ class Method(Plugin):
 
     def check(self, images: torch.Tensor, out: Any) -> torch.Tensor:
         """`out` as a protected set of `images`: uint8 of the same shape, within this instance's budget."""
-        from .metrics import check_budget
-
         if not isinstance(out, torch.Tensor) or out.dtype != torch.uint8 or out.shape != images.shape:
             got = f"{out.dtype} {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
             raise TypeError(f"method {self.name!r} must return uint8 {tuple(images.shape)}, got {got}")

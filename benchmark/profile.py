@@ -19,14 +19,15 @@ from typing import Any, Callable
 
 import torch
 
-from . import surrogates
 from .cost import synchronize
 from .data import load_splits
 from .evaluation import evaluate
 from .identity import device_name, git_state
 from .plugins import Countermeasure
-from .runner import GridConfig, _quiet, make_context, protected_spec
-from .surrogates import surrogate_model, surrogate_spec
+from .engine.config import GridConfig
+from .engine.recipe import make_context, protected_spec
+from .progress import quiet
+from .engine.surrogates import forget, surrogate_model, surrogate_spec
 from .training import train_victim
 
 MEASURED, RECORDED, CACHED = "measured", "recorded", "cached"  # where a stage's seconds come from
@@ -224,7 +225,7 @@ def generate(
     if hit is not None and "generate_s" in hit[1]:
         return method.check(train.images, hit[0]["images"]), Timed(float(hit[1]["generate_s"]), RECORDED)
     now = _timer(config.torch_device)
-    ctx = make_context(config, seed, train.num_classes, _quiet)
+    ctx = make_context(config, seed, train.num_classes, quiet)
     memo = ctx.surrogate_fn
     apart = 0.0
 
@@ -249,7 +250,7 @@ def prepare(config: GridConfig, cm: Countermeasure, num_classes: int) -> Timed:
     now = _timer(config.torch_device)
     before = _own_files(config.cache.root)
     start = now()
-    cm.prepare(make_context(config, 0, num_classes, _quiet))
+    cm.prepare(make_context(config, 0, num_classes, quiet))
     seconds = now() - start
     return Timed(seconds, MEASURED if _own_files(config.cache.root) - before else CACHED)
 
@@ -260,7 +261,7 @@ def train_countermeasure(
     """`cm`'s pre-processing and `epochs` epochs of the preset's victim, timed; the cost and the trained victim."""
     train, test = load_splits(config.dataset, config.data_root, config.preset)
     preset, device, now = config.preset_obj, config.torch_device, _timer(config.torch_device)
-    ctx = make_context(config, seed, train.num_classes, _quiet)
+    ctx = make_context(config, seed, train.num_classes, quiet)
     cm.setup(ctx)
     start = now()
     trained_on = cm.run_preprocess(images, train.labels, ctx) if "preprocess" in cm.stages() else images
@@ -314,8 +315,7 @@ def profile_grid(
             return _profile(work, method_names, built, epochs, seed, str(source) if use_cache else "temporary", log,
                             device, load, t0)
         finally:
-            for key in [k for k in surrogates._memo if k[0] == folder]:  # the folder goes away
-                del surrogates._memo[key]
+            forget(folder)
 
 
 def _profile(

@@ -27,7 +27,7 @@ from .gallery import GALLERY_DIR, gallery_name
 from .frontier import frontier_table, plot_frontier
 from .perceptibility import COLUMNS as MEASURES, HEADERS, measure_text
 from .leaderboard import (FAILED, MISSING, OK, SUMMARY_COLUMNS, UNSTABLE_MARK, UNSTABLE_SPREAD, Leaderboard,
-                          _cells, _flat, _inside, _safe, _stems, build_leaderboards)
+                          cell_text, flat_versions, inside, safe_name, board_stems, build_leaderboards)
 from .presets import plumbing_only
 from .store import read_rows
 
@@ -172,11 +172,11 @@ def _method_files(boards: list[Leaderboard]) -> dict[str, str]:
     labels = list(dict.fromkeys(_method_key(r) for b in boards for r in b.rows))
     files: dict[str, str] = {}
     for label in labels:
-        name = f"method-{_safe(label)}.html"
+        name = f"method-{safe_name(label)}.html"
         if name in files.values():
             from .identity import digest
 
-            name = f"method-{_safe(label)}-{digest(label)[:6]}.html"
+            name = f"method-{safe_name(label)}-{digest(label)[:6]}.html"
         files[label] = name
     return files
 
@@ -187,7 +187,7 @@ def _panel(board: Leaderboard, pid: str, method: str, column: str, rows: list[di
     i = board.mean.index.get_loc(method)
     summary = ""
     if status == OK:
-        text = _cells(board, board.mean[[column]], missing="–", spread=True).iat[i, 0]
+        text = cell_text(board, board.mean[[column]], missing="–", spread=True).iat[i, 0]
         accs = board.accs.get((method, column), {})
         summary = (f"<p>final clean test accuracy (%): <b class=\"acc\">{_e(text)}</b>"
                    + (f"; per seed: {', '.join(f'{s}: {a:.1f}' for s, a in sorted(accs.items()))}" if len(accs) > 1 else "")
@@ -214,7 +214,7 @@ def _panel(board: Leaderboard, pid: str, method: str, column: str, rows: list[di
         + (f" ({_e(r['device_name'])})" if r.get("device_name") else "")
         + f"</td><td>{_e(r.get('threads', '–'))}</td></tr>" for r in seeds)
     versions = "".join(
-        f"<details><summary>versions, seed {_e(r['seed'])}</summary>{_kv(_flat(r.get('versions')))}</details>"
+        f"<details><summary>versions, seed {_e(r['seed'])}</summary>{_kv(flat_versions(r.get('versions')))}</details>"
         for r in seeds)
     return (
         f"<section class=\"panel\" id=\"{pid}\" data-method=\"{_e(method)}\" data-countermeasure=\"{_e(column)}\">"
@@ -246,7 +246,7 @@ def _measure_cells(board: Leaderboard, method: str) -> list[str]:
 def board_page(board: Leaderboard, method_files: dict[str, str]) -> str:
     """The board's table (sortable, coloured, each cell linking its panel) and the panels."""
     mean = board.mean.round(2)  # the CSV's values: sorting keys and colours
-    shown = _cells(board, board.mean, missing="–", spread=True)  # the Markdown's text, marks included
+    shown = cell_text(board, board.mean, missing="–", spread=True)  # the Markdown's text, marks included
     columns = list(mean.columns)
     countermeasures = [c for c in columns if c not in SUMMARY_COLUMNS]
     several = board.seeds.max().max() > 1
@@ -572,7 +572,7 @@ def copy_galleries(paths: list[str | os.PathLike], seeds: dict[str, set[int]],
                     name = f"{GALLERY_DIR}/{file.name}"
                     if name in copied.values():  # another folder's picture of this label and seed
                         name = f"{GALLERY_DIR}/{file.stem}-{key[1][:6]}.png"
-                    target = _inside(out, name)
+                    target = inside(out, name)
                     target.parent.mkdir(exist_ok=True)
                     target.write_bytes(data)
                     copied[key] = name
@@ -590,7 +590,7 @@ def write_site(paths: list[str | os.PathLike], out_dir: str | os.PathLike,
         raise ValueError(f"no rows to show in {', '.join(map(str, paths))}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = [f"{stem}.html" for stem in _stems(boards, "board")]
+    files = [f"{stem}.html" for stem in board_stems(boards, "board")]
     method_files = _method_files(boards)
     pages: dict[str, str] = {}
     for board, file in zip(boards, files):
@@ -610,17 +610,17 @@ def write_site(paths: list[str | os.PathLike], out_dir: str | os.PathLike,
         table = frontier_table(board.rows)
         if (table["method"].value_counts() > 1).any():  # a method at several strengths: a ladder to plot
             name = file.replace("board", "frontier", 1)
-            plot_frontier(table, board.title, _inside(out, name.replace(".html", ".png")))
+            plot_frontier(table, board.title, inside(out, name.replace(".html", ".png")))
             pages[name] = frontier_page(board, table, name.replace(".html", ".png"))
             frontier_files[board.title] = name
     pages = {"index.html": index_page(boards, files, method_files, reference is not None, frontier_files)} | pages
     written = []
     for name, text in pages.items():
-        path = _inside(out, name)
+        path = inside(out, name)
         path.write_text(text, encoding="utf-8")
         written.append(path)
     for name in STATIC_FILES:
-        path = _inside(out, name)
+        path = inside(out, name)
         shutil.copyfile(STATIC / name, path)
         written.append(path)
     written += sorted({out / path for items in galleries.values() for _, path in items})

@@ -11,7 +11,10 @@ import torch
 from .data import load_splits
 from .evaluation import evaluate
 from .identity import git_state
-from .runner import Cell, GridConfig, _quiet, make_context, protected_set
+from .engine.cells import Cell
+from .engine.config import GridConfig
+from .engine.recipe import make_context, protected_set
+from .progress import quiet
 from .seeding import generator
 from .training import train_victim
 
@@ -37,7 +40,7 @@ def planted_images(
 
 
 def trace_cell(
-    config: GridConfig, cell: Cell, epochs: int, eval_every: int, progress: Callable[..., Any] = _quiet,
+    config: GridConfig, cell: Cell, epochs: int, eval_every: int, progress: Callable[..., Any] = quiet,
     victim_seed: int | None = None,
 ) -> dict[str, Any]:
     """Train `cell`'s victim for `epochs` (the preset's recipe otherwise, its lr schedule stretched over them) and

@@ -5,14 +5,13 @@ import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch
 import torch.nn.functional as F
 
 from .evaluation import evaluate
 from .models import create_model
-from .plugins import Countermeasure
 from .presets import Preset
 from .seeding import generator, global_rng, stream_seed
 
@@ -22,6 +21,19 @@ CROP_PADDING = 4
 # 4: evaluation with the batch norms folded into the convolutions (benchmark/folding.py).
 # 3: evaluation in 128-image batches on a CPU, and every CPU task at one torch thread (benchmark/scheduler.py).
 TRAINER_VERSION = "4"
+
+
+class Regime(Protocol):
+    """What the trainer asks of a countermeasure (`benchmark.plugins.Countermeasure` is one)."""
+
+    graph_step: bool
+    cuda_graphs: bool
+
+    def stages(self) -> list[str]: ...
+
+    def augment(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def training_step(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int) -> torch.Tensor: ...
 
 
 class TrainingDiverged(RuntimeError):
@@ -129,7 +141,7 @@ def release_cuda_graph(model: torch.nn.Module) -> None:
     model.__dict__.pop("forward", None)
 
 
-def mixed_precision(device: torch.device, countermeasure: Countermeasure, amp: bool = True) -> bool:
+def mixed_precision(device: torch.device, countermeasure: Regime, amp: bool = True) -> bool:
     """Whether the victim's steps run under bf16 autocast: on CUDA with `amp`, for the standard step only. A
     countermeasure's own step (PGD, a max over augmented copies) runs in fp32 everywhere, so that it is the same
     countermeasure on a GPU as on the CPU."""
@@ -143,7 +155,7 @@ def train_victim(
     test_labels: torch.Tensor,
     num_classes: int,
     preset: Preset,
-    countermeasure: Countermeasure,
+    countermeasure: Regime,
     seed: int,
     device: torch.device,
     progress: Callable[..., Any] = lambda it, **kw: it,

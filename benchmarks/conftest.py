@@ -1,7 +1,7 @@
 """Benchmarks reuse the test fixtures (real CIFAR-10 from UEBENCH_DATA_ROOT)."""
 import pytest
 
-from benchmark.scheduler import torch_threads
+from benchmark.engine.local import torch_threads
 from tests.conftest import data_root  # noqa: F401
 
 

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from benchmark.data import load_dataset
-from benchmark.runner import GridConfig, make_context, protected_set, _quiet
+from benchmark.engine.config import GridConfig
+from benchmark.engine.recipe import make_context, protected_set
+from benchmark.progress import quiet
 from methods.dh.hiding import HidingNetwork
 from methods.dh.method import assign_secrets
 from methods.dh.semantic import procedural_images
@@ -23,7 +25,7 @@ GENERATION_TARGET_S = 2 * 60
 @pytest.fixture(scope="module")
 def quick_config(data_root, tmp_path_factory) -> GridConfig:
     config = GridConfig(preset="quick", data_root=data_root, cache_dir=str(tmp_path_factory.mktemp("cache")), device="cpu")
-    make_context(config, 0, 10, _quiet).surrogate()  # the engine's clean surrogate is not part of DH's cost
+    make_context(config, 0, 10, quiet).surrogate()  # the engine's clean surrogate is not part of DH's cost
     return config
 
 
@@ -59,7 +61,7 @@ def test_generation_over_50k_images(benchmark, quick_config):
     def run() -> torch.Tensor:
         secrets, secret_labels = procedural_images(10, settings["semantic_per_class"], 32, 0)
         assignment = assign_secrets(full.labels, secret_labels, "class", torch.Generator().manual_seed(0))
-        out = hide_all(net, full.images, secrets, assignment, 0.0, torch.device("cpu"), _quiet)
+        out = hide_all(net, full.images, secrets, assignment, 0.0, torch.device("cpu"), quiet)
         sub = measured_subset(len(out))
         reveal_psnr(net, out[sub], secrets[assignment[sub]], settings["reveal_noise"], torch.Generator(), torch.device("cpu"))
         return out

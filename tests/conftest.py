@@ -13,7 +13,7 @@ from benchmark.data import ENV_DATA_ROOT, ImageSet, balanced_subset, load_datase
 from benchmark.plugins import Context
 from benchmark.presets import PRESETS
 from benchmark.registry import Registry, countermeasures, methods, models
-from benchmark.runner import GridConfig
+from benchmark.engine.config import GridConfig
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.agreement import RESTORED, ReferenceCell, agreement, spearman
+from benchmark.agreement import RESTORED, agreement, spearman
 from benchmark.cli import main
 from benchmark.compare import compare, read_reference
 from benchmark.identity import canonical, digest, effective_settings, plugin_label, preset_identity

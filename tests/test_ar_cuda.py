@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from benchmark.plugins import Context
 from benchmark.presets import PRESETS
 from benchmark.registry import methods
-from benchmark.runner import load_splits, protected_set
+from benchmark.data import load_splits
+from benchmark.engine.recipe import protected_set
 from methods.ar import CROP, autoregress, draw_coefficients, find_processes, response, stable
 from methods.cuda import KERNEL, convolve
 

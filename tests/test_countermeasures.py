@@ -21,7 +21,9 @@ from benchmark.plugins import Countermeasure, build
 from benchmark.presets import PRESETS
 from benchmark.seeding import global_rng_from
 from benchmark.registry import countermeasures
-from benchmark.runner import Cell, GridConfig, run_cell
+from benchmark.engine.cells import Cell
+from benchmark.engine.config import GridConfig
+from benchmark.engine.recipe import run_cell
 
 # The protocol's countermeasures and their families, in its order (docs/countermeasures.md).
 PROTOCOL_FAMILIES = {

@@ -13,7 +13,9 @@ from benchmark.metrics import perturbation_metrics
 from benchmark.plugins import build
 from benchmark.presets import get_preset
 from benchmark.registry import methods
-from benchmark.runner import GridConfig, protected_set, run_grid
+from benchmark.engine.config import GridConfig
+from benchmark.engine.grid import run_grid
+from benchmark.engine.recipe import protected_set
 from benchmark.spectrum import haar_ll_share
 from benchmark.store import read_rows
 from benchmark.trace import planted_images

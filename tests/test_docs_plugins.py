@@ -13,7 +13,9 @@ import torch
 from benchmark.models import create_model
 from benchmark.presets import PRESETS
 from benchmark.registry import countermeasures, methods, models
-from benchmark.runner import Cell, GridConfig, run_cell
+from benchmark.engine.cells import Cell
+from benchmark.engine.config import GridConfig
+from benchmark.engine.recipe import run_cell
 from benchmark.training import train_victim
 
 DOC = Path(__file__).parent.parent / "docs" / "plugins.md"

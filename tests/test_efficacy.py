@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.runner import GridConfig, run_grid
+from benchmark.engine.config import GridConfig
+from benchmark.engine.grid import run_grid
 from benchmark.store import read_rows
 
 pytestmark = pytest.mark.slow  # in the default run; `-m "not slow"` leaves it out

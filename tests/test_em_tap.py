@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.metrics import check_budget
+from benchmark.budget import check_budget
 from benchmark.plugins import Budget, Context
 from benchmark.presets import get_preset
 from benchmark.registry import methods
-from benchmark.runner import _quiet, load_splits, make_context, run_grid
+from benchmark.data import load_splits
+from benchmark.engine.grid import run_grid
+from benchmark.engine.recipe import make_context
+from benchmark.progress import quiet
 from benchmark.store import read_rows
 
 pytestmark = pytest.mark.slow  # in the default run; `-m "not slow"` leaves it out
@@ -60,7 +63,7 @@ def test_em_classwise_is_one_pattern_per_class(small, cifar_small):
 def test_tap_moves_the_surrogate_towards_the_next_class(rows, smoke_config):
     notes = rows["tap"]["method_notes"]
     train, _ = load_splits(smoke_config.dataset, smoke_config.data_root, smoke_config.preset)
-    surrogate = make_context(smoke_config, 0, 10, _quiet).surrogate()
+    surrogate = make_context(smoke_config, 0, 10, quiet).surrogate()
     with torch.no_grad():
         before = (surrogate(train.images.float() / 255).argmax(1) == (train.labels + 1) % 10).float().mean().item()
     assert before < 0.15

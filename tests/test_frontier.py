@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import frontier, runner
+from benchmark import frontier
+from benchmark.engine import recipe
 from benchmark.cli import main
 from benchmark.frontier import frontier_table, read_at, run_frontier
 from benchmark.site import write_site
@@ -47,7 +48,7 @@ def test_a_calibrated_ladder_lands_near_its_targets_and_resumes_without_work(smo
     assert "PSNR (dB)" in board and "≥ 30 dB" in board
 
     calls = []
-    monkeypatch.setattr(runner, "train_victim", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(recipe, "train_victim", lambda *a, **k: calls.append(a))
     monkeypatch.setattr(frontier, "calibrate", lambda *a, **k: pytest.fail("the saved ladder should be reused"))
     run_frontier(smoke_config, ["lsp"], ["none", "grayscale"], [0], out, targets=[36.0, 26.0], pilot_images=64,
                  show_progress=False)

@@ -215,7 +215,8 @@ def test_published_rows_render_back_to_the_same_table(tmp_path):
 def test_the_published_leaderboard_renders_its_table_and_every_row_is_current(data_root, tmp_path):
     """The quick table: rendered from its rows (three seeds a cell), and every row's cell id is the one this
     checkout computes (a plugin or trainer change makes this fail until the cells are re-run)."""
-    from benchmark.runner import Cell, GridConfig
+    from benchmark.engine.cells import Cell
+    from benchmark.engine.config import GridConfig
 
     rows = [json.loads(line) for path in PUBLISHED_ROWS for line in path.read_text().splitlines()]
     with warnings.catch_warnings(record=True) as caught:

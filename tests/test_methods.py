@@ -6,10 +6,13 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from benchmark.metrics import BudgetError, check_budget, per_image_norms
+from benchmark.budget import BudgetError, check_budget
+from benchmark.metrics import per_image_norms
 from benchmark.plugins import Budget, Method
 from benchmark.registry import methods
-from benchmark.runner import GridConfig, load_splits, protected_set
+from benchmark.data import load_splits
+from benchmark.engine.config import GridConfig
+from benchmark.engine.recipe import protected_set
 from methods.lsp import l2_budget
 from methods.ops import CORNERS
 

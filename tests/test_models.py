@@ -14,7 +14,8 @@ from benchmark.folding import folded
 from benchmark.models import create_model
 from benchmark.presets import PRESETS
 from benchmark.registry import models
-from benchmark.runner import Cell, GridConfig
+from benchmark.engine.cells import Cell
+from benchmark.engine.config import GridConfig
 from benchmark.training import train_victim
 from countermeasures.augment import NoDefense
 

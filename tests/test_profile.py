@@ -11,8 +11,9 @@ from benchmark.cli import main
 from benchmark.plugins import Context, Countermeasure
 from benchmark.profile import CountermeasureCost, EvaluationCost, Profile, Timed, schedule_epoch
 from benchmark.registry import countermeasures
-from benchmark.runner import GridConfig, protected_set
-from benchmark.scheduler import CPU_THREADS
+from benchmark.engine.config import GridConfig
+from benchmark.engine.recipe import protected_set
+from benchmark.engine.local import CPU_THREADS
 
 
 @dataclass

@@ -9,7 +9,8 @@ import torch
 
 from benchmark.cli import main
 from benchmark.data import poison_mask
-from benchmark.runner import Cell, GridConfig
+from benchmark.engine.cells import Cell
+from benchmark.engine.config import GridConfig
 
 
 def test_the_protected_share_is_class_balanced_and_fixed_per_ratio():

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import benchmark.ray_executor as ray_executor
-import benchmark.runner as runner
+import benchmark.engine.ray_executor as ray_executor
+import benchmark.engine.log as grid_log
 from benchmark.cli import main
 from tests import ray_plugins
 
@@ -95,17 +95,17 @@ def test_a_set_is_made_once_for_all_its_cells_and_a_failed_set_fails_only_its_ce
 
 def test_an_interrupted_grid_keeps_its_rows_and_resumes_with_the_rest(tmp_path, argv, capsys, monkeypatch):
     args = argv("--methods", "clean", "--defenses", "none,grayscale", "--executor", "ray", "--no-progress")
-    real = runner.append_row
+    real = grid_log.append_row
 
     def then_interrupt(run_dir, row):
         real(run_dir, row)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runner, "append_row", then_interrupt)
+    monkeypatch.setattr(grid_log, "append_row", then_interrupt)
     assert main(args) == 130
     assert "Resume with: python -m benchmark run" in capsys.readouterr().err
     (first,) = _rows(tmp_path / "run")
-    monkeypatch.setattr(runner, "append_row", real)
+    monkeypatch.setattr(grid_log, "append_row", real)
     assert main(args) == 0
     assert "1 cells run (0 failed), 1 already finished" in capsys.readouterr().out
     rows = _rows(tmp_path / "run")

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-import benchmark.runner as runner
+import benchmark.engine.recipe as recipe
+from benchmark.engine.config import GridConfig
 import benchmark.store as store
 from benchmark.cli import main
 from benchmark.plugins import Budget, Countermeasure, Method
@@ -54,7 +55,7 @@ def test_smoke_grid_of_every_countermeasure_end_to_end_then_resume_trains_nothin
     assert (tmp_path / "run" / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
 
     calls = []
-    monkeypatch.setattr(runner, "train_victim", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(recipe, "train_victim", lambda *a, **k: calls.append(a))
     assert main(argv("--methods", "lsp", "--no-clean", "--defenses", "all")) == 0
     assert calls == [] and len(_rows(tmp_path)) == 19
 
@@ -210,16 +211,16 @@ def test_failed_rows_carry_the_parameters_that_caused_them(tmp_path, argv, temp_
 
 
 def test_a_cached_set_that_breaks_its_budget_is_rebuilt(tmp_path, data_root):
-    config = runner.GridConfig(preset="smoke", data_root=data_root, cache_dir=str(tmp_path), device="cpu")
-    images, gen = runner.protected_set(config, "ops", 0)
-    spec = runner.protected_spec(config, "ops", 0)
+    config = GridConfig(preset="smoke", data_root=data_root, cache_dir=str(tmp_path), device="cpu")
+    images, gen = recipe.protected_set(config, "ops", 0)
+    spec = recipe.protected_spec(config, "ops", 0)
     tampered = images.clone()
     tampered[:, :, :2] = 0  # two rows of pixels: far beyond OPS's one pixel
     config.cache.save("protected", spec, {"images": tampered}, {"generate_s": 0.0, "perturbation": {}, "notes": {}})
     with pytest.warns(UserWarning, match="'ops' .* is unusable .*violates its l0 budget.*regenerating"):
-        again, gen2 = runner.protected_set(config, "ops", 0)
+        again, gen2 = recipe.protected_set(config, "ops", 0)
     assert torch.equal(again, images) and not gen2["cached"]
-    assert torch.equal(runner.protected_set(config, "ops", 0)[0], images)
+    assert torch.equal(recipe.protected_set(config, "ops", 0)[0], images)
 
 
 @pytest.mark.slow
@@ -250,8 +251,8 @@ def test_reuse_carries_finished_cells_whose_id_still_holds_and_runs_the_rest(tmp
     published.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     trained = []
-    real = runner.train_victim
-    monkeypatch.setattr(runner, "train_victim", lambda *a, **k: trained.append(a[6].name) or real(*a, **k))
+    real = recipe.train_victim
+    monkeypatch.setattr(recipe, "train_victim", lambda *a, **k: trained.append(a[6].name) or real(*a, **k))
     assert main(argv("--methods", "ops", "--no-clean", "--defenses", "none,bit_depth", "--reuse", str(published))) == 0
     assert trained == ["bit_depth"], "the cell whose id still holds is carried, the stale one runs"
     carried = _rows(tmp_path)
@@ -271,8 +272,8 @@ def test_the_published_rows_are_taken_by_default_and_recompute_takes_none(tmp_pa
     (first / "results.jsonl").rename(boards / "sub" / "board.seed0.jsonl")
     monkeypatch.setattr(store, "PUBLISHED_DIR", boards)
     trained = []
-    real = runner.train_victim
-    monkeypatch.setattr(runner, "train_victim", lambda *a, **k: trained.append(a[6].name) or real(*a, **k))
+    real = recipe.train_victim
+    monkeypatch.setattr(recipe, "train_victim", lambda *a, **k: trained.append(a[6].name) or real(*a, **k))
     capsys.readouterr()
     with pytest.warns(UserWarning, match="1 of 1 rows were taken from earlier rows"):
         assert main(argv("--methods", "ops", "--no-clean")) == 0

@@ -11,7 +11,7 @@ import torch
 
 from benchmark.cli import main
 from benchmark.pool import run_parallel
-from benchmark.scheduler import TaskQueue
+from benchmark.engine.local import TaskQueue
 
 from .pool_tasks import make_once, square_or_raise
 

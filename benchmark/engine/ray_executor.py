@@ -18,11 +18,15 @@ from typing import Any, Callable
 
 import torch
 
-from .data import resolve_data_root
-from .heap import keep_freed_memory
-from .progress import clock
-from .runner import ENV_CACHE_DIR, Cell, GridConfig, GridLog, Plan, _plan, _run_task, failed_row
-from .scheduler import CPU_THREADS, make_set, prepare_countermeasure, set_finished
+from ..data import resolve_data_root
+from ..heap import keep_freed_memory
+from ..progress import clock
+from .cells import Cell
+from .config import ENV_CACHE_DIR, GridConfig
+from .local import CPU_THREADS, make_set, prepare_countermeasure, set_finished
+from .log import GridLog
+from .plan import Plan, estimate
+from .recipe import failed_row, run_task
 
 CONNECT_TIMEOUT_S = 10
 PROBE_TIMEOUT_S = 120  # a node's first task starts a Python worker; a busy node can take a while
@@ -234,7 +238,7 @@ def _measured(threads: int, config: GridConfig, pending: list[Cell], sets: list[
               prepares: list[str]) -> Plan:
     """The grid's plan, measured on a worker."""
     _compute_here(threads)
-    return _plan(config, pending, sets, prepares)
+    return estimate(config, pending, sets, prepares)
 
 
 def _protected(config: GridConfig, method_name: str, seed: int, threads: int) -> dict[str, Any]:
@@ -254,4 +258,4 @@ def _cell(cell: Cell, config: GridConfig, threads: int, generated: dict[str, Any
     and its countermeasure's prepare (`prepared`, waited for only) have finished well."""
     _compute_here(threads)
     fresh = frozenset() if generated["cached"] else frozenset({(cell.method, cell.seed)})
-    return _run_task((cell, config, fresh))
+    return run_task((cell, config, fresh))

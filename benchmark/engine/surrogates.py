@@ -6,15 +6,15 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
-from .cache import spec_key
-from .data import load_splits, split_digests
-from .identity import plugin_code, preset_identity
-from .models import create_model
-from .registry import models
-from .training import TRAINER_VERSION, train_victim
+from ..cache import spec_key
+from ..data import load_splits, split_digests
+from ..identity import plugin_code, preset_identity
+from ..models import create_model
+from ..registry import models
+from ..training import TRAINER_VERSION, train_victim
 
 if TYPE_CHECKING:
-    from .runner import GridConfig
+    from .config import GridConfig
 
 SURROGATE_SEED = 0  # fixed, so a whole grid (any seeds) trains one surrogate per (dataset, preset, arch)
 _memo: dict[tuple[str, str], torch.nn.Module] = {}
@@ -54,3 +54,9 @@ def surrogate_model(config: GridConfig, arch: str, progress: Callable[..., Any] 
     model = model.to(device).eval().requires_grad_(False)
     _memo[memo] = model
     return model
+
+
+def forget(cache_root: str) -> None:
+    """Drop the surrogates held in memory for the cache folder `cache_root` (a temporary cache that goes away)."""
+    for key in [k for k in _memo if k[0] == cache_root]:
+        del _memo[key]

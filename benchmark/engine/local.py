@@ -14,12 +14,13 @@ from typing import Any, Callable
 
 import torch
 
-from .data import load_splits
-from .pool import run_parallel
-from .progress import clock
-from .runner import (
-    Cell, GridConfig, GridLog, _quiet, _run_task, failed_row, make_context, protected_set, save_gallery,
-)
+from ..data import load_splits
+from ..pool import run_parallel
+from ..progress import clock, quiet
+from .cells import Cell
+from .config import GridConfig
+from .log import GridLog
+from .recipe import failed_row, make_context, protected_set, run_task, save_gallery
 
 CPU_THREADS = 1  # a CPU task's torch threads: results do not depend on --jobs or on the machine's core count
 
@@ -42,14 +43,14 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def make_set(config: GridConfig, method_name: str, seed: int, progress: Callable[..., Any] = _quiet) -> dict[str, Any]:
+def make_set(config: GridConfig, method_name: str, seed: int, progress: Callable[..., Any] = quiet) -> dict[str, Any]:
     """Make one protected set (or find it in the cache); only its record is returned, the images stay cached."""
     start = time.perf_counter()
     _, gen = protected_set(config, method_name, seed, progress)
     return {"cached": gen["cached"], "key": gen["key"], "seconds": time.perf_counter() - start}
 
 
-def prepare_countermeasure(config: GridConfig, name: str, progress: Callable[..., Any] = _quiet) -> float:
+def prepare_countermeasure(config: GridConfig, name: str, progress: Callable[..., Any] = quiet) -> float:
     """Build what a countermeasure's cells share (into the cache); returns the seconds it took."""
     start = time.perf_counter()
     num_classes = load_splits(config.dataset, config.data_root, config.preset)[0].num_classes
@@ -70,7 +71,7 @@ def set_finished(log: GridLog, config: GridConfig, key: tuple[str, int], value: 
 
 
 def run_local(pending: list[Cell], sets: list[tuple[str, int]], prepares: list[str], config: GridConfig, jobs: int,
-              log: GridLog, progress: Callable[..., Any] = _quiet) -> None:
+              log: GridLog, progress: Callable[..., Any] = quiet) -> None:
     """Every set, prepare and pending cell, a cell once its set and its countermeasure's prepare have finished
     well (a cell whose set or prepare failed gets a failed row): here one after another (`jobs` 1, the plugins'
     own bars drawn with `progress`), else on `jobs` worker processes, the longest work first."""
@@ -164,14 +165,14 @@ class _Graph:
             self.waiting[key] = still
 
 
-def _piece(task: tuple[str, GridConfig, Any, frozenset], progress: Callable[..., Any] = _quiet) -> Any:
+def _piece(task: tuple[str, GridConfig, Any, frozenset], progress: Callable[..., Any] = quiet) -> Any:
     """One task of the graph, in whatever process runs it (a failing cell returns its failed row)."""
     kind, config, key, fresh = task
     if kind == "set":
         return make_set(config, *key, progress)
     if kind == "prepare":
         return prepare_countermeasure(config, key, progress)
-    return _run_task((key, config, fresh), progress)
+    return run_task((key, config, fresh), progress)
 
 
 def _attempt(task: tuple[str, GridConfig, Any, frozenset], progress: Callable[..., Any]) -> tuple[Any, BaseException | None]:

@@ -1,0 +1,217 @@
+"""The one recipe of a cell: its protected set (cached), the countermeasure's stages, the victim's training, its row."""
+from __future__ import annotations
+
+import time
+import traceback
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..budget import BudgetError
+from ..cache import spec_key
+from ..data import ImageSet, full_split, heldout_split, load_splits, poison_mask, split_digests, split_positions
+from ..identity import (
+    device_name, digest, git_state, library_versions, machine, plugin_code, plugin_identity, plugin_label,
+    preset_identity,
+)
+from ..metrics import perturbation_metrics
+from ..plugins import Context
+from ..presets import preset_label
+from ..progress import quiet
+from ..registry import countermeasures, methods, models
+from ..row import Row
+from ..training import TRAINER_VERSION, train_victim
+from .cells import POISON_SELECTION_SEED, Cell
+from .config import GridConfig
+from .surrogates import surrogate_model
+
+
+def make_context(config: GridConfig, seed: int, num_classes: int, progress: Callable[..., Any]) -> Context:
+    return Context(
+        config.torch_device, seed, config.preset_obj, num_classes, config.cache.root, progress,
+        surrogate_fn=lambda arch: surrogate_model(config, arch, progress),
+        heldout_fn=lambda: _as_pair(heldout_split(config.dataset, config.data_root, config.preset)),
+        split_fn=lambda: (
+            *_as_pair(full_split(config.dataset, True, config.data_root)),
+            split_positions(config.dataset, config.data_root, config.preset),
+        ),
+    )
+
+
+def _as_pair(data: ImageSet) -> tuple[torch.Tensor, torch.Tensor]:
+    return data.images, data.labels
+
+
+def protected_spec(config: GridConfig, method_name: str, seed: int) -> dict[str, Any]:
+    """Everything that decides a protected set (the trainer too: it makes the surrogates that methods attack)."""
+    return {
+        "dataset": config.dataset, "train": split_digests(config.dataset, config.data_root, config.preset)["train"],
+        "preset": preset_identity(config.preset_obj), "method": plugin_identity(config.method(method_name), config.preset_obj),
+        "seed": seed, "trainer": TRAINER_VERSION,
+    }
+
+
+def protected_set(
+    config: GridConfig, method_name: str, seed: int, progress: Callable[..., Any] = quiet
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The method's protected training set (from the cache when valid) and its generation record; a cached set
+    that breaks the method's budget is regenerated."""
+    train, _ = load_splits(config.dataset, config.data_root, config.preset)
+    method = config.method(method_name)
+    spec = protected_spec(config, method_name, seed)
+    hit = config.cache.load("protected", spec)
+    if hit is not None:
+        try:
+            images, meta = method.check(train.images, hit[0]["images"]), hit[1]
+            return images, {**meta, "cached": True, "budget": str(method.budget(tuple(train.images.shape[1:]))),
+                            "key": spec_key(spec)}
+        except (BudgetError, TypeError, KeyError) as exc:
+            warnings.warn(f"cached protected set of {method_name!r} (seed {seed}) is unusable ({exc}); regenerating")
+    ctx = make_context(config, seed, train.num_classes, progress)
+    start = time.perf_counter()
+    images = method(train.images, train.labels, ctx)  # checks shape, dtype and budget
+    meta = {"generate_s": time.perf_counter() - start, "perturbation": perturbation_metrics(train.images, images),
+            "notes": ctx.notes}
+    config.cache.save("protected", spec, {"images": images}, meta)
+    return images, {**meta, "cached": False, "budget": str(method.budget(tuple(train.images.shape[1:]))),
+                    "key": spec_key(spec)}
+
+
+def save_gallery(run_dir: Path, config: GridConfig, method_name: str, seed: int, set_key: str) -> None:
+    """Write RUN/gallery/LABEL-seedS.png of a cached protected set unless it already shows this set (same cache
+    key; then the set is not read); a failure only warns."""
+    from ..gallery import (  # PIL, pandas: the driver's only
+        GALLERY_DIR,
+        gallery_key,
+        gallery_name,
+        write_gallery,
+    )
+
+    try:
+        path = run_dir / GALLERY_DIR / gallery_name(plugin_label(config.method(method_name)), seed)
+        if gallery_key(path) == set_key:
+            return
+        hit = config.cache.load("protected", protected_spec(config, method_name, seed))
+        if hit is not None:
+            train, _ = load_splits(config.dataset, config.data_root, config.preset)
+            write_gallery(path, train.images, hit[0]["images"], train.labels, train.classes, set_key=set_key)
+    except Exception as exc:  # a picture is never worth a cell
+        warnings.warn(f"gallery of {method_name!r} (seed {seed}) not written: {type(exc).__name__}: {exc}")
+
+
+def _cell_fields(cell: Cell, config: GridConfig) -> dict[str, Any]:
+    """A row's identity and provenance fields."""
+    p = config.preset_obj
+    method, cm = config.method(cell.method), config.countermeasure(cell.countermeasure)
+    identity = cell.identity(config)
+    commit, dirty = git_state()
+    device = config.torch_device
+    return {
+        "cell_id": cell.cell_id(config, identity),
+        "config_id": digest({k: v for k, v in identity.items() if k != "seed"}),
+        "dataset": config.dataset, "preset": preset_label(p), "preset_id": digest(identity["preset"]),
+        "model": cell.victim(config),
+        "seed": cell.seed, "poison_ratio": cell.poison_ratio, "identity": identity,
+        "method": method.name, "method_id": digest(identity["method"]), "method_label": plugin_label(method),
+        "method_params": method.params(),
+        "countermeasure": cell.countermeasure, "countermeasure_id": digest(identity["countermeasure"]),
+        "countermeasure_label": plugin_label(cm), "countermeasure_params": cm.params(),
+        "device": str(device), "device_name": device_name(device), "threads": torch.get_num_threads(),
+        "machine": machine(),
+        "git_commit": commit, "git_dirty": dirty, "versions": {**library_versions(), "plugins": installed_plugins()},
+    }
+
+
+def installed_plugins() -> dict[str, dict[str, str]]:
+    """Every registered plugin's version (and distribution, for entry-point plugins), per kind."""
+
+    def describe(obj: Any) -> str:
+        code = plugin_code(obj)
+        dist = code["distribution"]
+        return code["version"] + (f" ({dist['name']} {dist['version']})" if dist else "")
+
+    return {reg.kind: {n: describe(reg.get(n)) for n in reg.names()} for reg in (methods, countermeasures, models)}
+
+
+def run_cell(
+    cell: Cell, config: GridConfig, progress: Callable[..., Any] = quiet, fresh: frozenset = frozenset()
+) -> dict[str, Any]:
+    """Train and evaluate one cell; returns its result row (raises on failure). `fresh` holds the
+    (method, seed) sets this run generated, which are not 'cached' for its cells."""
+    started = _now()
+    t0 = time.perf_counter()
+    train, test = load_splits(config.dataset, config.data_root, config.preset)
+    images, gen = protected_set(config, cell.method, cell.seed, progress)
+    poisoned = len(images)
+    if cell.poison_ratio != 1.0:  # generated once for the whole set; the ratio only selects its images
+        mask = poison_mask(train.labels, train.num_classes, cell.poison_ratio, POISON_SELECTION_SEED)
+        images, poisoned = torch.where(mask[:, None, None, None], images, train.images), int(mask.sum())
+    cm = config.countermeasure(cell.countermeasure)
+    ctx = make_context(config, cell.seed, train.num_classes, progress)
+    cm.setup(ctx)
+    t1 = time.perf_counter()
+    if cm.cache_preprocess:
+        spec = {"protected": gen["key"], "countermeasure": plugin_identity(cm, config.preset_obj), "seed": cell.seed}
+        if cell.poison_ratio != 1.0:
+            spec["poison"] = {"ratio": cell.poison_ratio, "selection_seed": POISON_SELECTION_SEED}
+        tensors, _, _ = config.cache.get_or_create(
+            "preprocessed", spec, lambda: ({"images": cm.run_preprocess(images, train.labels, ctx)}, {})
+        )
+        images = tensors["images"]
+    else:
+        images = cm.run_preprocess(images, train.labels, ctx)
+    t2 = time.perf_counter()
+    result = train_victim(
+        images, train.labels, test.images, test.labels, train.num_classes,
+        config.preset_obj, cm, cell.seed, ctx.device, progress, victim=cell.victim(config),
+    )
+    t3 = time.perf_counter()
+    return Row(
+        **_cell_fields(cell, config),
+        status="ok",
+        final_acc=result.final_acc,
+        peak_acc=result.peak_acc,
+        train_acc=result.train_acc,
+        history=[list(h) for h in result.history],
+        images_per_second=result.images_per_second,
+        cuda_graph=result.cuda_graph,
+        perturbation=gen["perturbation"],
+        budget=gen["budget"],
+        method_notes=gen.get("notes", {}),
+        generation_cached=gen["cached"] and (cell.method, cell.seed) not in fresh,
+        countermeasure_family=cm.family,
+        countermeasure_stages=cm.stages(),
+        poisoned=poisoned,
+        train_size=len(train),
+        test_size=len(test),
+        seconds={"generate": gen["generate_s"], "preprocess": t2 - t1, "train": t3 - t2, "total": t3 - t0},
+        started=started,
+        finished=_now(),
+    ).as_dict()
+
+
+def failed_row(cell: Cell, config: GridConfig, exc: BaseException) -> dict[str, Any]:
+    """The row of a cell that raised: its identity, parameters and provenance, status `failed` and the error."""
+    return Row(
+        **_cell_fields(cell, config),
+        status="failed",
+        error=f"{type(exc).__name__}: {exc}",
+        traceback="".join(traceback.format_exception(exc)),
+        finished=_now(),
+    ).as_dict()
+
+
+def run_task(task: tuple[Cell, GridConfig, frozenset], progress: Callable[..., Any] = quiet) -> dict[str, Any]:
+    """One cell: its row, ok or failed."""
+    cell, config, fresh = task
+    try:
+        return run_cell(cell, config, progress, fresh)
+    except Exception as exc:  # a failing cell becomes a row; the grid goes on
+        return failed_row(cell, config, exc)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
