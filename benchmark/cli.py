@@ -502,8 +502,8 @@ def _targets(text: str) -> list[float]:
 
 
 def _frontier(args: argparse.Namespace) -> int:
-    from .frontier import TARGETS, run_frontier, write_frontier
     from .engine.config import GridConfig
+    from .frontier import TARGETS, run_frontier, write_frontier
 
     out = Path(args.out or Path("results") / "runs" / f"frontier-{args.dataset}-{args.preset}")
     if args.render_only:
@@ -540,9 +540,9 @@ def _frontier(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from .data import load_splits, split_positions
-    from .imported import export
     from .engine.config import GridConfig
     from .engine.recipe import protected_set
+    from .imported import export
 
     config = GridConfig(dataset=args.dataset, preset=args.preset, data_root=args.data_root, cache_dir=args.cache_dir,
                         device=args.device, method_args=parse_plugin_args(args.method_args, methods, "--method-args"))
@@ -556,10 +556,10 @@ def _export(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from .data import load_splits
-    from .gallery import write_gallery
-    from .identity import effective_settings, plugin_label
     from .engine.config import GridConfig
     from .engine.recipe import protected_set
+    from .gallery import write_gallery
+    from .identity import effective_settings, plugin_label
 
     if Path(args.out).suffix.lower() != ".png":
         raise ValueError(f"--out must be a .png file, got {args.out!r}")
@@ -585,9 +585,9 @@ def _bands(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from .data import load_splits
-    from .identity import plugin_label
     from .engine.config import GridConfig
     from .engine.recipe import make_context, protected_set
+    from .identity import plugin_label
     from .spectrum import energy_share, haar_ll_share, probe_accuracy
 
     names, filters = methods.expand(args.methods), countermeasures.expand(args.countermeasures)
@@ -655,9 +655,9 @@ def _trace(args: argparse.Namespace) -> int:
 def _profile(args: argparse.Namespace) -> int:
     import json
 
-    from .profile import profile_grid, render
     from .engine.config import GridConfig
     from .engine.local import task_threads, torch_threads
+    from .profile import profile_grid, render
 
     names, chosen = methods.expand(args.methods), countermeasures.expand(args.countermeasures)  # before any work
     if args.cache_dir is not None and not args.use_cache:

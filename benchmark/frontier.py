@@ -59,7 +59,9 @@ def calibrate(config: GridConfig, name: str, targets: list[float], pilot_images:
     its PSNR is measured there, and each target gets the knob value expected to reach it. A step whose value is
     already on the ladder (the knob's range clipped it) or whose predicted PSNR lies within MIN_GAP of another
     point's (the given strength's included) is dropped, with the reason."""
-    from .engine.recipe import make_context  # the engine's context: surrogates and held-out data as in a cell
+    from .engine.recipe import (
+        make_context,  # the engine's context: surrogates and held-out data as in a cell
+    )
 
     method = config.method(name)
     strength = knob(method)

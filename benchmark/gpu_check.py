@@ -20,8 +20,8 @@ from .fused import FusedJob, train_victims_fused
 from .models import create_model
 from .plugins import Context, Countermeasure
 from .presets import Preset, get_preset
-from .registry import countermeasures, methods, models
 from .progress import quiet
+from .registry import countermeasures, methods, models
 from .training import train_victim
 
 # (label, bf16 autocast, channels_last, CUDA graph); the first is what the engine does on CUDA.
@@ -128,11 +128,12 @@ def adv_train_cost_factor(train: ImageSet, test: ImageSet, preset: Preset, devic
 
 
 @contextmanager
-def _set_up(name: str, device: torch.device, preset: Preset) -> Iterator[Countermeasure]:
-    """Countermeasure `name`, set up as `run_cell` sets it up (seed 0, a throw-away cache folder)."""
+def _set_up(name: str, device: torch.device, preset: Preset, num_classes: int) -> Iterator[Countermeasure]:
+    """Countermeasure `name` with its `setup` run (seed 0, a throw-away cache folder): a throughput check times
+    the own-step countermeasures, whose setup needs no data, surrogate or held-out split."""
     with tempfile.TemporaryDirectory() as cache:
         cm = countermeasures.get(name)()
-        cm.setup(Context(device, 0, preset, 10, Path(cache)))
+        cm.setup(Context(device, 0, preset, num_classes, Path(cache)))
         yield cm
 
 
@@ -147,10 +148,10 @@ def own_step_speed(name: str, train: ImageSet, test: ImageSet, preset: Preset, d
     it up), one epoch of the preset's recipe on the first `images` images after a warm-up."""
     preset = _one_epoch(preset)
     x, y = train.images[:images], train.labels[:images]
-    with _set_up(name, device, preset) as cm:
+    with _set_up(name, device, preset, len(train.classes)) as cm:
         _warm_up(ImageSet(x, y, train.classes), test, preset, cm, device, victim, cuda_graph=cuda_graph)
-        result = train_victim(x, y, test.images[:ADV_TEST], test.labels[:ADV_TEST], 10, preset, cm, 0, device,
-                              victim=victim, cuda_graph=cuda_graph)
+        result = train_victim(x, y, test.images[:ADV_TEST], test.labels[:ADV_TEST], len(train.classes), preset, cm, 0,
+                              device, victim=victim, cuda_graph=cuda_graph)
     return {"images_per_second": result.images_per_second, "cuda_graph": result.cuda_graph}
 
 
@@ -237,11 +238,12 @@ def _concurrent_cell(device_name: str, data_root: str | None, train_size: int, t
     device = torch.device(device_name)
     train, test, _ = cifar_or_random(data_root, train_size, test_size)
     preset = dataclasses.replace(get_preset("paper"), epochs=epochs, eval_every=epochs)
-    with _set_up(countermeasure, device, preset) as cm:
+    with _set_up(countermeasure, device, preset, len(train.classes)) as cm:
         _warm_up(train, test, preset, cm, device, victim)
         barrier.wait()
         start = time.time()
-        result = train_victim(train.images, train.labels, test.images, test.labels, 10, preset, cm, 0, device,
+        result = train_victim(train.images, train.labels, test.images, test.labels, len(train.classes), preset, cm, 0,
+                              device,
                               victim=victim)
         synchronize(device)
     results.put((start, time.time(), epochs * len(train.images), result.cuda_graph))

@@ -21,14 +21,15 @@ import torch
 
 from .cost import synchronize
 from .data import load_splits
+from .engine.cells import Cell
+from .engine.config import GridConfig
+from .engine.recipe import make_context, protected_spec, stage_cell, train_cell
+from .engine.surrogates import forget, surrogate_model, surrogate_spec
 from .evaluation import evaluate
 from .identity import device_name, git_state
+from .metrics import perturbation_metrics
 from .plugins import Countermeasure
-from .engine.config import GridConfig
-from .engine.recipe import make_context, protected_spec
 from .progress import quiet
-from .engine.surrogates import forget, surrogate_model, surrogate_spec
-from .training import train_victim
 
 MEASURED, RECORDED, CACHED = "measured", "recorded", "cached"  # where a stage's seconds come from
 
@@ -242,7 +243,12 @@ def generate(
     ctx.surrogate_fn = surrogate
     start = now()
     images = method(train.images, train.labels, ctx)
-    return images, Timed(max(0.0, now() - start - apart))
+    seconds = max(0.0, now() - start - apart)
+    # saved as the grid saves it, so the countermeasures' cells below read it back (benchmark/engine/recipe.py)
+    config.cache.save("protected", protected_spec(config, name, seed), {"images": images},
+                      {"generate_s": seconds, "perturbation": perturbation_metrics(train.images, images),
+                       "notes": ctx.notes})
+    return images, Timed(seconds)
 
 
 def prepare(config: GridConfig, cm: Countermeasure, num_classes: int) -> Timed:
@@ -255,24 +261,19 @@ def prepare(config: GridConfig, cm: Countermeasure, num_classes: int) -> Timed:
     return Timed(seconds, MEASURED if _own_files(config.cache.root) - before else CACHED)
 
 
-def train_countermeasure(
-    config: GridConfig, cm: Countermeasure, images: torch.Tensor, seed: int, epochs: int,
-) -> tuple[CountermeasureCost, torch.nn.Module]:
-    """`cm`'s pre-processing and `epochs` epochs of the preset's victim, timed; the cost and the trained victim."""
-    train, test = load_splits(config.dataset, config.data_root, config.preset)
+def train_countermeasure(config: GridConfig, cell: Cell, epochs: int) -> tuple[CountermeasureCost, torch.nn.Module]:
+    """`cell`'s pre-processing (not cached) and `epochs` epochs of its victim, timed; the cost and the trained
+    victim."""
     preset, device, now = config.preset_obj, config.torch_device, _timer(config.torch_device)
-    ctx = make_context(config, seed, train.num_classes, quiet)
-    cm.setup(ctx)
-    start = now()
-    trained_on = cm.run_preprocess(images, train.labels, ctx) if "preprocess" in cm.stages() else images
-    preprocess_s = now() - start if "preprocess" in cm.stages() else 0.0
-    steps = len(images) // min(preset.batch_size, len(images))
+    staged = stage_cell(cell, config, cache_preprocess=False)
+    cm = staged.countermeasure
+    preprocess_s = staged.preprocess_s if "preprocess" in cm.stages() else 0.0
+    steps = len(staged.images) // min(preset.batch_size, len(staged.images))
     stepper = ScheduleSweep(cm, steps, epochs, preset.epochs) if "training_step" in cm.stages() else cm
-    recipe = dataclasses.replace(preset, epochs=epochs, eval_every=epochs)  # one test evaluation, after the last
-    result = train_victim(trained_on, train.labels, test.images, test.labels, train.num_classes, recipe, stepper, seed,
-                          device, victim=preset.model)
+    schedule = dataclasses.replace(preset, epochs=epochs, eval_every=epochs)  # one test evaluation, after the last
+    result = train_cell(staged, config, schedule=schedule, regime=stepper)
     start = now()
-    evaluate(result.model, test.images, test.labels, device)  # the one inside result.seconds, again
+    evaluate(result.model, staged.test.images, staged.test.labels, device)  # the one inside result.seconds, again
     epoch_s = max(0.0, result.seconds - (now() - start)) / epochs
     return CountermeasureCost(cm.name, cm.family, cm.stages(), preprocess_s, epoch_s, epochs), result.model
 
@@ -329,14 +330,12 @@ def _profile(
                      epochs, list(method_names), method_names[0], cache)
     log(f"surrogate {p.model}")
     result.surrogate[p.model] = fit_surrogate(config, p.model)
-    reference = None
     for name in method_names:
         log(f"generate {name}")
         asked: list[str] = []
-        images, result.generation[name] = generate(config, name, seed, result.surrogate, asked)
+        _, result.generation[name] = generate(config, name, seed, result.surrogate, asked)
         if asked:
             result.surrogate_used_by.append(name)
-        reference = images if reference is None else reference
     for cm in built:
         if type(cm).prepare is not Countermeasure.prepare:
             log(f"prepare {cm.name}")
@@ -344,7 +343,8 @@ def _profile(
     model = None
     for cm in built:
         log(f"pre-process and train {cm.name} ({epochs} epoch{'s' * (epochs > 1)})")
-        result.countermeasures[cm.name], trained = train_countermeasure(config, cm, reference, seed, epochs)
+        result.countermeasures[cm.name], trained = train_countermeasure(
+            config, Cell(method_names[0], cm.name, seed), epochs)
         model = trained if model is None else model
     log("evaluate")
     result.evaluation = measure_evaluation(config, model)

@@ -23,11 +23,14 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from .agreement import TARGETS, Agreement
-from .gallery import GALLERY_DIR, gallery_name
 from .frontier import frontier_table, plot_frontier
-from .perceptibility import COLUMNS as MEASURES, HEADERS, measure_text
-from .leaderboard import (FAILED, MISSING, OK, SUMMARY_COLUMNS, UNSTABLE_MARK, UNSTABLE_SPREAD, Leaderboard,
-                          cell_text, flat_versions, inside, safe_name, board_stems, build_leaderboards)
+from .gallery import GALLERY_DIR, gallery_name
+from .leaderboard import (
+    FAILED, MISSING, OK, SUMMARY_COLUMNS, UNSTABLE_MARK, UNSTABLE_SPREAD, Leaderboard, board_stems,
+    build_leaderboards, cell_text, flat_versions, inside, safe_name,
+)
+from .perceptibility import COLUMNS as MEASURES
+from .perceptibility import HEADERS, measure_text
 from .presets import plumbing_only
 from .store import read_rows
 

@@ -8,15 +8,13 @@ from typing import Any, Callable
 
 import torch
 
-from .data import load_splits
-from .evaluation import evaluate
-from .identity import git_state
 from .engine.cells import Cell
 from .engine.config import GridConfig
-from .engine.recipe import make_context, protected_set
+from .engine.recipe import stage_cell, train_cell
+from .evaluation import evaluate
+from .identity import git_state
 from .progress import quiet
 from .seeding import generator
-from .training import train_victim
 
 
 def planted_images(
@@ -49,35 +47,29 @@ def trace_cell(
     the victim alone (its initialisation, batch order, augmentation), the protected set keeping the cell's."""
     if epochs < 1 or eval_every < 1:
         raise ValueError(f"epochs and eval_every must be ≥ 1, got {epochs}, {eval_every}")
-    train, test = load_splits(config.dataset, config.data_root, config.preset)
-    images, gen = protected_set(config, cell.method, cell.seed, progress)
-    method, cm = config.method(cell.method), config.countermeasure(cell.countermeasure)
-    ctx = make_context(config, cell.seed, train.num_classes, progress)
-    cm.setup(ctx)
-    trained_on = cm.run_preprocess(images, train.labels, ctx)
-    sparse = method.budget(tuple(train.images.shape[1:])).norm == "l0"
-    planted, target = planted_images(test.images, test.labels, train.images, images, train.labels, train.num_classes,
-                                     sparse, generator(cell.seed, "trace/plant"))
+    staged = stage_cell(cell, config, progress)
+    train, test, trained_on, device = staged.train, staged.test, staged.images, staged.context.device
+    sparse = config.method(cell.method).budget(tuple(train.images.shape[1:])).norm == "l0"
+    planted, target = planted_images(test.images, test.labels, train.images, staged.generated, train.labels,
+                                     train.num_classes, sparse, generator(cell.seed, "trace/plant"))
     points: list[dict[str, float]] = []
 
     def measure(epoch: int, model: torch.nn.Module) -> None:
         points.append({
             "epoch": epoch,
-            "protected_acc": evaluate(model, trained_on, train.labels, ctx.device),
-            "planted_rate": evaluate(model, planted, target, ctx.device),
-            "baseline_rate": evaluate(model, test.images, target, ctx.device),
+            "protected_acc": evaluate(model, trained_on, train.labels, device),
+            "planted_rate": evaluate(model, planted, target, device),
+            "baseline_rate": evaluate(model, test.images, target, device),
         })
 
     recipe = dataclasses.replace(config.preset_obj, epochs=epochs, eval_every=eval_every)
-    result = train_victim(trained_on, train.labels, test.images, test.labels, train.num_classes, recipe, cm,
-                          cell.seed if victim_seed is None else victim_seed, ctx.device, progress,
-                          victim=cell.victim(config), on_eval=measure)
+    result = train_cell(staged, config, progress, schedule=recipe, victim_seed=victim_seed, on_eval=measure)
     for point, (_, acc) in zip(points, result.history):
         point["test_acc"] = acc
     commit, dirty = git_state()
     return {
         "cell_id": cell.cell_id(config), "epochs": epochs, "eval_every": eval_every, "planting": "copy" if sparse else "add",
-        "protected_set": gen["key"], "victim_seed": cell.seed if victim_seed is None else victim_seed,
+        "protected_set": staged.generation["key"], "victim_seed": cell.seed if victim_seed is None else victim_seed,
         "seconds": result.seconds, "threads": torch.get_num_threads(),
         "git_commit": commit, "git_dirty": dirty, "points": points,
     }

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import torch
 
+from benchmark.data import heldout_split, load_splits
 from benchmark.plugins import Context, Countermeasure
 from benchmark.presets import PRESETS
 from benchmark.registry import countermeasures
-from benchmark.data import heldout_split, load_splits
 from benchmark.training import train_victim
 
 FULL_TRAIN_SET = 50_000

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from benchmark.data import ENV_DATA_ROOT, ImageSet, balanced_subset, load_dataset
+from benchmark.engine.config import GridConfig
 from benchmark.plugins import Context
 from benchmark.presets import PRESETS
 from benchmark.registry import Registry, countermeasures, methods, models
-from benchmark.engine.config import GridConfig
 
 
 @pytest.fixture(scope="session")

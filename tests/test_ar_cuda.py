@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from benchmark.data import load_splits
+from benchmark.engine.recipe import protected_set
 from benchmark.plugins import Context
 from benchmark.presets import PRESETS
 from benchmark.registry import methods
-from benchmark.data import load_splits
-from benchmark.engine.recipe import protected_set
 from methods.ar import CROP, autoregress, draw_coefficients, find_processes, response, stable
 from methods.cuda import KERNEL, convolve
 

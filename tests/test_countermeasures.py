@@ -8,22 +8,22 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torchvision.transforms import RandomPosterize
-import torchvision.transforms.v2.functional as TF
 from torchvision.transforms.v2.functional import posterize
 
 import countermeasures.training as countermeasure_training
+from benchmark.engine.cells import Cell
+from benchmark.engine.config import GridConfig
+from benchmark.engine.recipe import run_cell
 from benchmark.folding import folded
 from benchmark.metrics import perturbation_metrics
 from benchmark.models import create_model
 from benchmark.plugins import Countermeasure, build
 from benchmark.presets import PRESETS
-from benchmark.seeding import global_rng_from
 from benchmark.registry import countermeasures
-from benchmark.engine.cells import Cell
-from benchmark.engine.config import GridConfig
-from benchmark.engine.recipe import run_cell
+from benchmark.seeding import global_rng_from
 
 # The protocol's countermeasures and their families, in its order (docs/countermeasures.md).
 PROTOCOL_FAMILIES = {

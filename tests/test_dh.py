@@ -10,12 +10,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from benchmark.budget import check_budget
-from benchmark.presets import get_preset
-from benchmark.registry import methods
 from benchmark.data import load_splits
 from benchmark.engine.config import GridConfig
 from benchmark.engine.grid import run_grid
 from benchmark.engine.recipe import protected_set
+from benchmark.presets import get_preset
+from benchmark.registry import methods
 from benchmark.store import read_rows
 from methods.dh.hiding import DenseSubnet, HidingNetwork, dwt, iwt
 from methods.dh.losses import feature_spread, lfc_loss

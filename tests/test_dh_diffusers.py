@@ -17,8 +17,13 @@ pytest.importorskip("transformers")
 def tiny_weights(tmp_path_factory) -> tuple[str, str]:
     """Folders of a 2-level Stable Diffusion pipeline and ControlNet, random weights, a 12-token tokenizer."""
     root = tmp_path_factory.mktemp("weights")
-    from diffusers import (AutoencoderKL, ControlNetModel, DDIMScheduler, StableDiffusionControlNetPipeline,
-                           UNet2DConditionModel)
+    from diffusers import (
+        AutoencoderKL,
+        ControlNetModel,
+        DDIMScheduler,
+        StableDiffusionControlNetPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     torch.manual_seed(0)

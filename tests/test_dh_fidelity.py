@@ -8,20 +8,20 @@ import torch
 
 from benchmark.cli import main
 from benchmark.data import load_splits
+from benchmark.engine.config import GridConfig
+from benchmark.engine.grid import run_grid
+from benchmark.engine.recipe import protected_set
 from benchmark.identity import plugin_identity
 from benchmark.metrics import perturbation_metrics
 from benchmark.plugins import build
 from benchmark.presets import get_preset
 from benchmark.registry import methods
-from benchmark.engine.config import GridConfig
-from benchmark.engine.grid import run_grid
-from benchmark.engine.recipe import protected_set
 from benchmark.spectrum import haar_ll_share
 from benchmark.store import read_rows
 from benchmark.trace import planted_images
-from methods.semantic_add import finest_octave
 from methods.dh.distortions import FILTERS, _identity, _noise
 from methods.dh.training import TrainingSettings
+from methods.semantic_add import finest_octave
 
 
 def _config(smoke_config: GridConfig, name: str, **args: str) -> GridConfig:

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark.models import create_model
-from benchmark.presets import PRESETS
-from benchmark.registry import countermeasures, methods, models
 from benchmark.engine.cells import Cell
 from benchmark.engine.config import GridConfig
 from benchmark.engine.recipe import run_cell
+from benchmark.models import create_model
+from benchmark.presets import PRESETS
+from benchmark.registry import countermeasures, methods, models
 from benchmark.training import train_victim
 
 DOC = Path(__file__).parent.parent / "docs" / "plugins.md"

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from benchmark.budget import check_budget
-from benchmark.plugins import Budget, Context
-from benchmark.presets import get_preset
-from benchmark.registry import methods
 from benchmark.data import load_splits
 from benchmark.engine.grid import run_grid
 from benchmark.engine.recipe import make_context
+from benchmark.plugins import Budget, Context
+from benchmark.presets import get_preset
 from benchmark.progress import quiet
+from benchmark.registry import methods
 from benchmark.store import read_rows
 
 pytestmark = pytest.mark.slow  # in the default run; `-m "not slow"` leaves it out

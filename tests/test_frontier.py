@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from benchmark import frontier
-from benchmark.engine import recipe
 from benchmark.cli import main
+from benchmark.engine import recipe
 from benchmark.frontier import frontier_table, read_at, run_frontier
 from benchmark.site import write_site
 

@@ -11,10 +11,12 @@ from PIL import Image
 
 import benchmark.gallery as gallery
 from benchmark.cli import main
-from benchmark.gallery import (GALLERY_DIR, GAP, GROUP_GAP, HEADER_H, LABEL_W, MID_GREY, amplify, draw_gallery,
-                               first_per_class, gallery_name, panel_origin, write_gallery)
 from benchmark.engine.config import GridConfig
 from benchmark.engine.grid import run_grid
+from benchmark.gallery import (
+    GALLERY_DIR, GAP, GROUP_GAP, HEADER_H, LABEL_W, MID_GREY, amplify, draw_gallery, first_per_class, gallery_name,
+    panel_origin, write_gallery,
+)
 
 CLASSES = ["airplane", "automobile", "a-class-name-far-too-long-for-its-column"]
 

@@ -9,12 +9,12 @@ from PIL import Image
 
 import methods.em as em_module
 from benchmark.cache import spec_key
-from benchmark.presets import PRESETS
-from benchmark.registry import methods
 from benchmark.engine.cells import Cell
 from benchmark.engine.config import GridConfig
 from benchmark.engine.recipe import protected_spec, run_cell
 from benchmark.engine.surrogates import surrogate_spec
+from benchmark.presets import PRESETS
+from benchmark.registry import methods
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from benchmark.budget import BudgetError, check_budget
-from benchmark.metrics import per_image_norms
-from benchmark.plugins import Budget, Method
-from benchmark.registry import methods
 from benchmark.data import load_splits
 from benchmark.engine.config import GridConfig
 from benchmark.engine.recipe import protected_set
+from benchmark.metrics import per_image_norms
+from benchmark.plugins import Budget, Method
+from benchmark.registry import methods
 from methods.lsp import l2_budget
 from methods.ops import CORNERS
 

@@ -10,12 +10,12 @@ import torch
 
 from benchmark.cli import main
 from benchmark.cost import measure_model
+from benchmark.engine.cells import Cell
+from benchmark.engine.config import GridConfig
 from benchmark.folding import folded
 from benchmark.models import create_model
 from benchmark.presets import PRESETS
 from benchmark.registry import models
-from benchmark.engine.cells import Cell
-from benchmark.engine.config import GridConfig
 from benchmark.training import train_victim
 from countermeasures.augment import NoDefense
 

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from benchmark.cli import main
+from benchmark.engine.config import GridConfig
+from benchmark.engine.local import CPU_THREADS
+from benchmark.engine.recipe import protected_set
 from benchmark.plugins import Context, Countermeasure
 from benchmark.profile import CountermeasureCost, EvaluationCost, Profile, Timed, schedule_epoch
 from benchmark.registry import countermeasures
-from benchmark.engine.config import GridConfig
-from benchmark.engine.recipe import protected_set
-from benchmark.engine.local import CPU_THREADS
 
 
 @dataclass

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import benchmark.engine.ray_executor as ray_executor
 import benchmark.engine.log as grid_log
+import benchmark.engine.ray_executor as ray_executor
 from benchmark.cli import main
 from tests import ray_plugins
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import benchmark.engine.recipe as recipe
-from benchmark.engine.config import GridConfig
 import benchmark.store as store
 from benchmark.cli import main
+from benchmark.engine.config import GridConfig
 from benchmark.plugins import Budget, Countermeasure, Method
 from benchmark.registry import countermeasures, methods
 from benchmark.store import RunLock

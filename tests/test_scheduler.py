@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from benchmark.cli import main
-from benchmark.pool import run_parallel
 from benchmark.engine.local import TaskQueue
+from benchmark.pool import run_parallel
 
 from .pool_tasks import make_once, square_or_raise
 

@@ -13,8 +13,8 @@ from benchmark.metrics import perturbation_metrics
 from benchmark.plugins import Strength
 from benchmark.presets import get_preset
 from benchmark.registry import methods
-from methods.dh.hiding import HidingNetwork
 from methods.attacks import quantize
+from methods.dh.hiding import HidingNetwork
 from methods.dh.training import hide_all
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.progress import quiet
 import benchmark.engine.surrogates as surrogates
 from benchmark.engine.config import GridConfig
 from benchmark.engine.recipe import make_context
+from benchmark.progress import quiet
 
 
 @pytest.fixture

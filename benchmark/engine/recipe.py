@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 import traceback
 import warnings
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -18,12 +19,12 @@ from ..identity import (
     preset_identity,
 )
 from ..metrics import perturbation_metrics
-from ..plugins import Context
-from ..presets import preset_label
+from ..plugins import Context, Countermeasure
+from ..presets import Preset, preset_label
 from ..progress import quiet
 from ..registry import countermeasures, methods, models
 from ..row import Row
-from ..training import TRAINER_VERSION, train_victim
+from ..training import TRAINER_VERSION, Regime, TrainResult, train_victim
 from .cells import POISON_SELECTION_SEED, Cell
 from .config import GridConfig
 from .surrogates import surrogate_model
@@ -136,6 +137,65 @@ def installed_plugins() -> dict[str, dict[str, str]]:
     return {reg.kind: {n: describe(reg.get(n)) for n in reg.names()} for reg in (methods, countermeasures, models)}
 
 
+@dataclass
+class StagedCell:
+    """A cell made ready for its victim: the images it trains on and everything that made them."""
+
+    cell: Cell
+    train: ImageSet
+    test: ImageSet
+    generated: torch.Tensor  # the method's whole protected set
+    generation: dict[str, Any]  # its record: generate_s, perturbation, notes, cached, budget, key
+    images: torch.Tensor  # what the victim trains on: the set at the cell's poison ratio, pre-processed
+    poisoned: int
+    countermeasure: Countermeasure
+    context: Context
+    preprocess_s: float
+
+
+def stage_cell(cell: Cell, config: GridConfig, progress: Callable[..., Any] = quiet,
+               cache_preprocess: bool = True) -> StagedCell:
+    """Everything of a cell before its victim's training: the protected set (cached), mixed with clean images at the
+    cell's poison ratio, the countermeasure set up and its pre-processing applied (cached when it says so, unless
+    `cache_preprocess` is off, e.g. to time it)."""
+    train, test = load_splits(config.dataset, config.data_root, config.preset)
+    generated, gen = protected_set(config, cell.method, cell.seed, progress)
+    images, poisoned = generated, len(generated)
+    if cell.poison_ratio != 1.0:  # generated once for the whole set; the ratio only selects its images
+        mask = poison_mask(train.labels, train.num_classes, cell.poison_ratio, POISON_SELECTION_SEED)
+        images, poisoned = torch.where(mask[:, None, None, None], generated, train.images), int(mask.sum())
+    cm = config.countermeasure(cell.countermeasure)
+    ctx = make_context(config, cell.seed, train.num_classes, progress)
+    cm.setup(ctx)
+    start = time.perf_counter()
+    if cm.cache_preprocess and cache_preprocess:
+        spec = {"protected": gen["key"], "countermeasure": plugin_identity(cm, config.preset_obj), "seed": cell.seed}
+        if cell.poison_ratio != 1.0:
+            spec["poison"] = {"ratio": cell.poison_ratio, "selection_seed": POISON_SELECTION_SEED}
+        mixed = images
+        tensors, _, _ = config.cache.get_or_create(
+            "preprocessed", spec, lambda: ({"images": cm.run_preprocess(mixed, train.labels, ctx)}, {})
+        )
+        images = tensors["images"]
+    else:
+        images = cm.run_preprocess(images, train.labels, ctx)
+    return StagedCell(cell, train, test, generated, gen, images, poisoned, cm, ctx, time.perf_counter() - start)
+
+
+def train_cell(staged: StagedCell, config: GridConfig, progress: Callable[..., Any] = quiet, *,
+               schedule: Preset | None = None, victim_seed: int | None = None, regime: Regime | None = None,
+               on_eval: Callable[[int, torch.nn.Module], None] | None = None) -> TrainResult:
+    """The staged cell's victim trained and evaluated: the preset's recipe and the cell's seed unless a tool gives
+    its own `schedule` (epochs, evaluations), `victim_seed`, training `regime` (the countermeasure, wrapped) or
+    `on_eval` hook."""
+    cell, seed = staged.cell, staged.cell.seed if victim_seed is None else victim_seed
+    return train_victim(
+        staged.images, staged.train.labels, staged.test.images, staged.test.labels, staged.train.num_classes,
+        schedule or config.preset_obj, regime or staged.countermeasure, seed, staged.context.device, progress,
+        victim=cell.victim(config), on_eval=on_eval,
+    )
+
+
 def run_cell(
     cell: Cell, config: GridConfig, progress: Callable[..., Any] = quiet, fresh: frozenset = frozenset()
 ) -> dict[str, Any]:
@@ -143,32 +203,11 @@ def run_cell(
     (method, seed) sets this run generated, which are not 'cached' for its cells."""
     started = _now()
     t0 = time.perf_counter()
-    train, test = load_splits(config.dataset, config.data_root, config.preset)
-    images, gen = protected_set(config, cell.method, cell.seed, progress)
-    poisoned = len(images)
-    if cell.poison_ratio != 1.0:  # generated once for the whole set; the ratio only selects its images
-        mask = poison_mask(train.labels, train.num_classes, cell.poison_ratio, POISON_SELECTION_SEED)
-        images, poisoned = torch.where(mask[:, None, None, None], images, train.images), int(mask.sum())
-    cm = config.countermeasure(cell.countermeasure)
-    ctx = make_context(config, cell.seed, train.num_classes, progress)
-    cm.setup(ctx)
-    t1 = time.perf_counter()
-    if cm.cache_preprocess:
-        spec = {"protected": gen["key"], "countermeasure": plugin_identity(cm, config.preset_obj), "seed": cell.seed}
-        if cell.poison_ratio != 1.0:
-            spec["poison"] = {"ratio": cell.poison_ratio, "selection_seed": POISON_SELECTION_SEED}
-        tensors, _, _ = config.cache.get_or_create(
-            "preprocessed", spec, lambda: ({"images": cm.run_preprocess(images, train.labels, ctx)}, {})
-        )
-        images = tensors["images"]
-    else:
-        images = cm.run_preprocess(images, train.labels, ctx)
+    staged = stage_cell(cell, config, progress)
     t2 = time.perf_counter()
-    result = train_victim(
-        images, train.labels, test.images, test.labels, train.num_classes,
-        config.preset_obj, cm, cell.seed, ctx.device, progress, victim=cell.victim(config),
-    )
+    result = train_cell(staged, config, progress)
     t3 = time.perf_counter()
+    gen, cm = staged.generation, staged.countermeasure
     return Row(
         **_cell_fields(cell, config),
         status="ok",
@@ -184,10 +223,10 @@ def run_cell(
         generation_cached=gen["cached"] and (cell.method, cell.seed) not in fresh,
         countermeasure_family=cm.family,
         countermeasure_stages=cm.stages(),
-        poisoned=poisoned,
-        train_size=len(train),
-        test_size=len(test),
-        seconds={"generate": gen["generate_s"], "preprocess": t2 - t1, "train": t3 - t2, "total": t3 - t0},
+        poisoned=staged.poisoned,
+        train_size=len(staged.train),
+        test_size=len(staged.test),
+        seconds={"generate": gen["generate_s"], "preprocess": staged.preprocess_s, "train": t3 - t2, "total": t3 - t0},
         started=started,
         finished=_now(),
     ).as_dict()
