@@ -113,7 +113,7 @@ class Profile:
         return {"cells": len(self.methods) * len(self.countermeasures), **parts, "total_s": sum(parts.values())}
 
     def grid_wall_s(self, jobs: int) -> float:
-        """One seed at `--jobs N` as the scheduler orders it (benchmark/scheduler.py): sets, the surrogate and
+        """One seed at `--jobs N` as the scheduler orders it (benchmark/engine/local.py): sets, the surrogate and
         prepares first, the longest first; each method's cells once its set and their prepare are done, the
         longest first; N tasks side by side each as fast as one alone (so a bound from below)."""
         first = [(t.seconds, ("set", n)) for n, t in self.generation.items()]

@@ -19,7 +19,7 @@ CROP_PADDING = 4
 # Bump when a change here (or in a built-in victim network) changes what training produces: it is part of
 # every cell's and surrogate's identity, so finished cells and cached surrogates of the old code are not reused.
 # 4: evaluation with the batch norms folded into the convolutions (benchmark/folding.py).
-# 3: evaluation in 128-image batches on a CPU, and every CPU task at one torch thread (benchmark/scheduler.py).
+# 3: evaluation in 128-image batches on a CPU, and every CPU task at one torch thread (benchmark/engine/local.py).
 TRAINER_VERSION = "4"
 
 

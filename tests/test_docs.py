@@ -78,3 +78,12 @@ def test_the_quickstart_explains_every_run_option():
     missing = [flag for a in run._actions for flag in a.option_strings[:1]
                if flag.startswith("--") and flag != "--help" and f"`{flag}" not in text]
     assert missing == []
+
+
+def test_the_architecture_page_names_every_engine_and_tool_module_and_no_gone_one():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "benchmark").rglob("*.py")
+               if p.name not in ("__init__.py", "__main__.py") and "models" not in p.parts}
+    named = set(re.findall(r"`(benchmark/[\w/]+\.py)`", text))
+    assert sorted(modules - named) == [], "add a line for each to docs/architecture.md"
+    assert sorted(named - modules) == [], "docs/architecture.md names modules that no longer exist"

@@ -105,7 +105,7 @@ def run_grid(
     """Run every pending cell, appending a row per finished cell to OUT/results.jsonl, then render
     OUT/leaderboard.*; cells already `ok` in OUT are skipped (resume), and so are those whose `ok` row (same cell
     id) is found in `reuse` (run folders or rows files), copied into OUT first. One run per folder at a time.
-    Cells run here and in `jobs` processes, or with `ray_options` as a Ray task graph (benchmark/ray_executor.py).
+    Cells run here and in `jobs` processes, or with `ray_options` as a Ray task graph (benchmark/engine/ray_executor.py).
     With `show_progress`: a plan with an ETA first, then a bar on a terminal or one line per finished item."""
     from ..leaderboard import (
         write_leaderboard,  # pandas and matplotlib: the driver's only
