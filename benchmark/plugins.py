@@ -113,6 +113,9 @@ class Plugin:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"  # bump when the algorithm changes: every cached artifact and cell of it is then new
     distribution: ClassVar[dict[str, str] | None] = None  # set by the registry for an entry-point plugin
+    # A numeric parameter's valid values, (low, high) inclusive, None where unbounded: `build` refuses a value outside
+    # them before any work. A preset sentinel (0, say) must lie inside.
+    limits: ClassVar[dict[str, tuple[float | None, float | None]]] = {}
 
     @classmethod
     def summary(cls) -> str:
@@ -268,4 +271,16 @@ def build(cls: type[Plugin], overrides: dict[str, str]) -> Plugin:
     for key, value in plugin.params().items():  # a NaN or infinity would pass most range checks
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{cls.name}.{key} must be a finite number, got {value}")
+    for key, (low, high) in declared_limits(cls).items():
+        value = getattr(plugin, key)
+        if (low is not None and value < low) or (high is not None and value > high):
+            valid = (f"in [{low:g}, {high:g}]" if low is not None and high is not None
+                     else f"≥ {low:g}" if low is not None else f"≤ {high:g}")
+            raise ValueError(f"{cls.name}.{key} must be {valid}, got {value:g}")
     return plugin
+
+
+def declared_limits(cls: type[Plugin]) -> dict[str, tuple[float | None, float | None]]:
+    """Every range a plugin declares: its `limits` and, for a method, its strength knob's."""
+    knob = getattr(cls, "strength", None)
+    return {**cls.limits, **({knob.param: (knob.low, knob.high)} if knob is not None else {})}

@@ -40,6 +40,8 @@ TRAIN_BATCH = 512  # the paper's batch for the crafting model's steps
 class _MinMin(Method):
     """Shared min-min loop; subclasses choose sample-wise or class-wise noise."""
 
+    limits = {"step_size": (0, None)}  # 0: the preset's
+
     eps: float = 8.0  # L∞ radius in 1/255 steps
     steps: int = 0  # PGD steps per noise update (0: the preset's)
     step_size: float = 0.0  # PGD step in 1/255 (0: the preset's)

@@ -40,6 +40,8 @@ def gaussian_clusters(counts: list[int], dim: int, class_sep: float, gen: torch.
 class LinearSeparablePerturbation(Method):
     """Linear-separable synthetic perturbations: class-wise Gaussian clusters as patch noise, L2 1.30."""
 
+    limits = {"class_sep": (0, None), "patch_size": (0, None)}  # patch 0: the preset's
+
     cost = 0.1
     strength = Strength("eps", "amplitude", 0.5, 64.0)
 

@@ -26,6 +26,8 @@ SCHEDULE: dict[str, tuple[int, float, int]] = {"smoke": (10, 2.0, 1), "quick": (
 class TargetedAdversarialPoisoning(Method):
     """Targeted adversarial poisoning, L∞ 8/255: PGD on a clean surrogate towards label (y+1) mod C."""
 
+    limits = {"step_size": (0, None), "shift": (0, None)}  # step 0: the preset's
+
     cost = 11.0  # with the surrogate's training
     strength = Strength("eps", "amplitude", 0.5, 64.0)
     # 2: crop-and-flip inside every PGD step (`augment`), as the official code by default; 3: a channels_last
