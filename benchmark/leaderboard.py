@@ -216,7 +216,11 @@ def _provenance(rows: list[dict[str, Any]]) -> list[str]:
         listed = ", ".join(f"{m} ({n} row{'s' if n != 1 else ''})" for m, n in machines.most_common())
         notes.append(f"rows come from {len(machines)} machines whose CPU kernels may differ: {listed}")
     versions = [flat_versions(r.get("versions")) for r in rows]
-    differing = {k: sorted({str(v.get(k, "absent")) for v in versions}) for k in sorted({k for v in versions for k in v})}
+    # a plugin is compared between the rows it made only (older rows list every installed plugin); a library
+    # missing from some rows is itself a difference
+    keys = sorted({k for v in versions for k in v})
+    differing = {k: sorted({str(v[k]) if k in v else "absent" for v in versions if k in v or not k.startswith("plugins.")})
+                 for k in keys}
     differing = {k: values for k, values in differing.items() if len(values) > 1}
     if differing:
         listed = "; ".join(f"{k} ({', '.join(values)})" for k, values in differing.items())

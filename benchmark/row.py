@@ -64,7 +64,7 @@ class Row:
                          "dispatches to, BLAS, MKL and oneDNN versions, logical cores, architecture", {})
     git_commit: str | None = _doc("commit of the engine's checkout")
     git_dirty: bool | None = _doc("whether tracked files differed from that commit")
-    versions: dict = _doc("Python, uebench and library versions, and every installed plugin's version", {})
+    versions: dict = _doc("Python, uebench and library versions, and the version of each plugin that made the row (rows before 2026-12-07: every installed plugin's)", {})
     carried_from: str | None = _doc("the rows file this finished row was copied from instead of being computed (the "
                                     "published board by default, or --reuse); absent or None: computed in this folder")
     started: str | None = _doc("UTC start time")

@@ -22,7 +22,7 @@ from ..metrics import perturbation_metrics
 from ..plugins import Context, Countermeasure
 from ..presets import Preset, preset_label
 from ..progress import quiet
-from ..registry import countermeasures, methods, models
+from ..registry import models
 from ..row import Row
 from ..training import TRAINER_VERSION, Regime, TrainResult, train_victim
 from .cells import POISON_SELECTION_SEED, Cell
@@ -122,19 +122,22 @@ def _cell_fields(cell: Cell, config: GridConfig) -> dict[str, Any]:
         "countermeasure_label": plugin_label(cm), "countermeasure_params": cm.params(),
         "device": str(device), "device_name": device_name(device), "threads": torch.get_num_threads(),
         "machine": machine(),
-        "git_commit": commit, "git_dirty": dirty, "versions": {**library_versions(), "plugins": installed_plugins()},
+        "git_commit": commit, "git_dirty": dirty, "versions": {**library_versions(), "plugins": plugins_of(cell, config)},
     }
 
 
-def installed_plugins() -> dict[str, dict[str, str]]:
-    """Every registered plugin's version (and distribution, for entry-point plugins), per kind."""
+def plugins_of(cell: Cell, config: GridConfig) -> dict[str, dict[str, str]]:
+    """The version (and distribution, for an entry-point plugin) of each plugin that made the cell, per kind: what
+    else is installed does not make its number."""
 
-    def describe(obj: Any) -> str:
+    def describe(obj: Any) -> dict[str, str]:
         code = plugin_code(obj)
         dist = code["distribution"]
-        return code["version"] + (f" ({dist['name']} {dist['version']})" if dist else "")
+        return {code["name"]: code["version"] + (f" ({dist['name']} {dist['version']})" if dist else "")}
 
-    return {reg.kind: {n: describe(reg.get(n)) for n in reg.names()} for reg in (methods, countermeasures, models)}
+    return {"method": describe(config.method(cell.method)),
+            "countermeasure": describe(config.countermeasure(cell.countermeasure)),
+            "model": describe(models.get(cell.victim(config)))}
 
 
 @dataclass
