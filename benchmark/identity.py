@@ -37,6 +37,17 @@ def _jsonable(obj: Any) -> Any:
                     "settings must be numbers, strings, booleans, None, lists or dicts")
 
 
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested dict as dotted key → leaf value (`method.settings.eps`), so a difference names its exact entry;
+    {} for anything but a dict."""
+    if not isinstance(obj, dict):
+        return {}
+    flat: dict[str, Any] = {}
+    for key, value in obj.items():
+        flat |= flatten(value, f"{prefix}{key}.") if isinstance(value, dict) and value else {f"{prefix}{key}": value}
+    return flat
+
+
 def digest(obj: Any) -> str:
     """Full SHA-256 (64 hex digits) of `obj`'s canonical JSON."""
     return hashlib.sha256(canonical(obj).encode()).hexdigest()

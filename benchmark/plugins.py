@@ -15,10 +15,9 @@ import torch.nn.functional as F
 
 from . import seeding
 from .budget import Budget, check_budget
-from .cache import ArtifactCache
-from .identity import plugin_code
 from .presets import Preset
-from .training import TRAINER_VERSION
+from .store.cache import ArtifactCache
+from .store.keys import artifact_key
 
 
 @dataclass(frozen=True)
@@ -81,9 +80,7 @@ class Context:
         plugin's name, version and distribution and the trainer's version, checks the file's SHA-256, and calls
         `create()` on a miss.
         Returns the tensors, the metadata and whether they came from the cache."""
-        # the trainer's version too: its numerics (one thread per CPU task) made the artifact
-        key = {"spec": spec, "owner": plugin_code(owner), "trainer": TRAINER_VERSION}
-        return ArtifactCache(self.cache_dir).get_or_create(kind, key, create)
+        return ArtifactCache(self.cache_dir).get_or_create(kind, artifact_key(owner, spec), create)
 
     def surrogate(self, arch: str | None = None) -> torch.nn.Module:
         """A model of `arch` (default: the preset's victim) trained on the clean training set with the

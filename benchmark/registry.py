@@ -29,9 +29,10 @@ class Registry(Generic[T]):
 
     strict: bool = False
 
-    def __init__(self, kind: str, group: str, builtin_package: str) -> None:
+    def __init__(self, kind: str, group: str, builtin_package: str, reserved: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self.group = group
+        self.reserved = reserved  # names a plugin of this kind may not take
         self._builtin_package = builtin_package
         self._entries: dict[str, T] = {}
         self._loaded = False
@@ -42,6 +43,9 @@ class Registry(Generic[T]):
         plugin already filed under another name, is refused."""
         if name != name.lower() or not name or any(c in name for c in " ,=.:"):
             raise ValueError(f"{self.kind} name {name!r} must be lowercase without spaces, commas, dots, colons or '='")
+        if name in self.reserved:
+            raise ValueError(f"{self.kind} name {name!r} is reserved: the boards use it for a column of their own "
+                             f"(reserved: {', '.join(self.reserved)})")
 
         def decorator(obj: T) -> T:
             if name in self._entries and self._entries[name] is not obj:
@@ -117,7 +121,10 @@ def _origin(obj: Any) -> str:
 
 
 methods: Registry = Registry("method", "uebench.methods", "methods")
-countermeasures: Registry = Registry("countermeasure", "uebench.countermeasures", "countermeasures")
+# A countermeasure is a board's column: it may not take the name of a summary or measure column beside it.
+SUMMARY_NAMES = ("worst", "mean", "psnr", "psnr_db", "ssim", "linf", "linf_255", "l2", "threat", "budget_class",
+                 "class_rank", "rank", "class")
+countermeasures: Registry = Registry("countermeasure", "uebench.countermeasures", "countermeasures", SUMMARY_NAMES)
 models: Registry = Registry("model", "uebench.models", "benchmark.models")
 
 register_method = methods.register

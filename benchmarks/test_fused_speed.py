@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from benchmark.data import load_splits
-from benchmark.fused import FusedJob, train_victims_fused
 from benchmark.presets import PRESETS
 from benchmark.registry import countermeasures
+from benchmark.tools.fused import FusedJob, train_victims_fused
 from benchmark.training import train_victim
 
 K = 4

@@ -302,7 +302,10 @@ class DiffusionPurification(Countermeasure):
 
     def load_ddpm(self, ctx: Context) -> tuple[nn.Module, torch.Tensor]:
         """The user's UNet (safetensors only, no network) and its noise schedule."""
-        from diffusers import DDPMScheduler, UNet2DModel  # imported on use: diffusers takes seconds to import
+        from diffusers import (  # imported on use: diffusers takes seconds to import
+            DDPMScheduler,
+            UNet2DModel,
+        )
 
         root = Path(self.checkpoint).expanduser()
         unet = UNet2DModel.from_pretrained(_checkpoint_dir(self.checkpoint), local_files_only=True, use_safetensors=True)

@@ -60,7 +60,7 @@ def make_once(task: tuple[str, str]) -> float:
     """Ask the cache at `root` for one artifact whose `create` takes a second and logs each call to `root`/made."""
     import torch
 
-    from benchmark.cache import ArtifactCache
+    from benchmark.store.cache import ArtifactCache
 
     root, name = task
 

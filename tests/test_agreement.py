@@ -7,14 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.agreement import RESTORED, agreement, spearman
 from benchmark.cli import main
-from benchmark.compare import compare, read_reference
-from benchmark.identity import canonical, digest, effective_settings, plugin_label, preset_identity
-from benchmark.leaderboard import build_leaderboards
+from benchmark.identity import (
+    canonical,
+    digest,
+    effective_settings,
+    plugin_label,
+    preset_identity,
+)
 from benchmark.plugins import build
 from benchmark.presets import get_preset
 from benchmark.registry import countermeasures
+from benchmark.report.agreement import RESTORED, agreement, spearman
+from benchmark.report.compare import compare, read_reference
+from benchmark.report.leaderboard import build_leaderboards
 
 REFERENCE = Path(__file__).resolve().parents[1] / "references" / "cifar10-resnet18.csv"
 CELLS = read_reference(REFERENCE)
@@ -148,7 +154,7 @@ def test_cli_writes_the_figures_as_json(tmp_path, capsys):
 
 
 def test_the_lever_table_puts_boards_side_by_side_with_their_cost(tmp_path):
-    from benchmark.calibration import lever_markdown, lever_plot, lever_table
+    from benchmark.report.calibration import lever_markdown, lever_plot, lever_table
 
     runs = []
     for name, preset, change in (("base", "quick", {("lsp", "none"): 80.0}), ("longer", "quick[epochs=20]", {})):

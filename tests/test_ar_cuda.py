@@ -13,7 +13,14 @@ from benchmark.engine.recipe import protected_set
 from benchmark.plugins import Context
 from benchmark.presets import PRESETS
 from benchmark.registry import methods
-from methods.ar import CROP, autoregress, draw_coefficients, find_processes, response, stable
+from methods.ar import (
+    CROP,
+    autoregress,
+    draw_coefficients,
+    find_processes,
+    response,
+    stable,
+)
 from methods.cuda import KERNEL, convolve
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.cache import ArtifactCache
+from benchmark.store.cache import ArtifactCache
 
 
 def test_cache_reuses_detects_corruption_and_rebuilds(tmp_path):

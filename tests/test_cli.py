@@ -54,3 +54,9 @@ def test_list_shows_the_values_a_preset_gives_instead_of_placeholders(capsys):
     assert "steps=preset's (20 at paper)" in capsys.readouterr().out
     assert main(["list", "countermeasures", "--names", "adv_train", "--preset", "smoke"]) == 0
     assert "adv_epochs=preset's (4 at smoke)" in capsys.readouterr().out
+
+
+def test_every_command_has_a_handler_and_every_handler_a_command():
+    from benchmark.cli import COMMANDS
+
+    assert set(COMMANDS) == set(_subcommands())

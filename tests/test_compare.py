@@ -8,7 +8,14 @@ import pandas as pd
 import pytest
 
 from benchmark.cli import main
-from benchmark.compare import _pair, compare, read_reference, recovery, reference_table, render_markdown
+from benchmark.report.compare import (
+    _pair,
+    compare,
+    read_reference,
+    recovery,
+    reference_table,
+    render_markdown,
+)
 
 REFERENCE = Path(__file__).resolve().parents[1] / "references" / "cifar10-resnet18.csv"
 BUDGETS = {"clean": "unbounded", "em": "L∞ ≤ 8/255", "tap": "L∞ ≤ 8/255", "lsp": "L2 ≤ 1.304", "ops": "L0 ≤ 1 pixel",

@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.fused import FusedJob, train_victims_fused
 from benchmark.models import create_model
 from benchmark.plugins import Context, Countermeasure
 from benchmark.presets import get_preset
 from benchmark.registry import countermeasures
+from benchmark.tools.fused import FusedJob, train_victims_fused
 from benchmark.training import capture_cuda_graph, release_cuda_graph, train_victim
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -9,7 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark.data import DatasetCorruptError, DatasetNotFoundError, balanced_subset, load_dataset
+from benchmark.data import (
+    DatasetCorruptError,
+    DatasetNotFoundError,
+    balanced_subset,
+    load_dataset,
+)
 
 
 def test_cifar10_is_the_real_dataset_as_uint8(data_root):

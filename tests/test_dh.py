@@ -16,7 +16,7 @@ from benchmark.engine.grid import run_grid
 from benchmark.engine.recipe import protected_set
 from benchmark.presets import get_preset
 from benchmark.registry import methods
-from benchmark.store import read_rows
+from benchmark.store.rows import read_rows
 from methods.dh.hiding import DenseSubnet, HidingNetwork, dwt, iwt
 from methods.dh.losses import feature_spread, lfc_loss
 from methods.dh.method import assign_secrets

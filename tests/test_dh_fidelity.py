@@ -16,9 +16,9 @@ from benchmark.metrics import perturbation_metrics
 from benchmark.plugins import build
 from benchmark.presets import get_preset
 from benchmark.registry import methods
-from benchmark.spectrum import haar_ll_share
-from benchmark.store import read_rows
-from benchmark.trace import planted_images
+from benchmark.store.rows import read_rows
+from benchmark.tools.spectrum import haar_ll_share
+from benchmark.tools.trace import planted_images
 from methods.dh.distortions import FILTERS, _identity, _noise
 from methods.dh.training import TrainingSettings
 from methods.semantic_add import finest_octave

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.row import schema_markdown
+from benchmark.store.row import schema_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", ROOT / "results" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -57,7 +57,7 @@ def test_anchors_follow_the_hosts_rules(tmp_path):
 def test_the_documented_row_schema_is_the_codes():
     text = (ROOT / "docs" / "results.md").read_text()
     documented = text.split("<!-- schema:start -->\n", 1)[1].split("<!-- schema:end -->", 1)[0]
-    assert documented.strip() == schema_markdown(), "regenerate it with benchmark.row.schema_markdown()"
+    assert documented.strip() == schema_markdown(), "regenerate it with benchmark.store.row.schema_markdown()"
 
 
 def test_the_readme_is_a_landing_page():
@@ -85,5 +85,7 @@ def test_the_architecture_page_names_every_engine_and_tool_module_and_no_gone_on
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "benchmark").rglob("*.py")
                if p.name not in ("__init__.py", "__main__.py") and "models" not in p.parts}
     named = set(re.findall(r"`(benchmark/[\w/]+\.py)`", text))
-    assert sorted(modules - named) == [], "add a line for each to docs/architecture.md"
+    folders = set(re.findall(r"^\| `(benchmark/[\w/]+/)` \|", text, re.M))  # a package described in one line
+    unnamed = {m for m in modules - named if not any(m.startswith(f) for f in folders)}
+    assert sorted(unnamed) == [], "add a line for each to docs/architecture.md"
     assert sorted(named - modules) == [], "docs/architecture.md names modules that no longer exist"

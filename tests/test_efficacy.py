@@ -7,7 +7,7 @@ import pytest
 
 from benchmark.engine.config import GridConfig
 from benchmark.engine.grid import run_grid
-from benchmark.store import read_rows
+from benchmark.store.rows import read_rows
 
 pytestmark = pytest.mark.slow  # in the default run; `-m "not slow"` leaves it out
 

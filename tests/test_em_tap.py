@@ -13,7 +13,7 @@ from benchmark.plugins import Budget, Context
 from benchmark.presets import get_preset
 from benchmark.progress import quiet
 from benchmark.registry import methods
-from benchmark.store import read_rows
+from benchmark.store.rows import read_rows
 
 pytestmark = pytest.mark.slow  # in the default run; `-m "not slow"` leaves it out
 

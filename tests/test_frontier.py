@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import frontier
 from benchmark.cli import main
 from benchmark.engine import recipe
-from benchmark.frontier import frontier_table, read_at, run_frontier
-from benchmark.site import write_site
+from benchmark.report.frontier import READ_AT, frontier_table, per_column, read_at
+from benchmark.report.site import write_site
+from benchmark.tools import frontier
+from benchmark.tools.frontier import run_frontier
 
 
 def test_a_calibrated_ladder_lands_near_its_targets_and_resumes_without_work(smoke_config, tmp_path, monkeypatch):
@@ -42,7 +43,7 @@ def test_a_calibrated_ladder_lands_near_its_targets_and_resumes_without_work(smo
     assert site / "frontier.png" in written and (site / "frontier.png").read_bytes()[:4] == b"\x89PNG"
     assert 'href="frontier.html"' in (site / "index.html").read_text()
     # the worst-case reading, one per matched PSNR with each countermeasure, and lsp at three strengths
-    assert page.count("<tr><th scope=\"row\" data-text=\"lsp") == 1 + len(frontier.READ_AT) + 3
+    assert page.count("<tr><th scope=\"row\" data-text=\"lsp") == 1 + len(READ_AT) + 3
     assert "<table id=\"each-28\"" in page and ">grayscale</th>" in page
     board = (site / "board.html").read_text()
     assert "PSNR (dB)" in board and "≥ 30 dB" in board
@@ -82,7 +83,7 @@ def test_the_table_counts_a_seed_only_with_every_countermeasure_and_reads_betwee
     assert read_at(table, "lsp", 30.0) == pytest.approx(42.5)  # halfway between 30 % at 27 dB and 55 % at 33 dB
     assert np.isnan(read_at(table, "lsp", 35.0))  # outside the ladder: not extrapolated
     # each countermeasure over the seeds that ran it: jpeg10 of the default is 50 and 60 %, of eps=12 only seed 0's
-    assert frontier.per_column(table) == ["none", "jpeg10"]
+    assert per_column(table) == ["none", "jpeg10"]
     assert default["acc_jpeg10"] == pytest.approx(55.0) and strong["acc_jpeg10"] == pytest.approx(30.0)
     assert strong["acc_none"] == pytest.approx(10.0)
     assert read_at(table, "lsp", 30.0, "acc_none") == pytest.approx(15.0)

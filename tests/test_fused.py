@@ -1,4 +1,4 @@
-"""Fused victims (benchmark/fused.py) against the same victims trained one by one with `train_victim`.
+"""Fused victims (benchmark/tools/fused.py) against the same victims trained one by one with `train_victim`.
 
 Tolerance. The fused step computes the same recipe with the same random streams, but a vmapped convolution
 is one grouped convolution over the stacked models, which sums in another order; a max-pool or ReLU that
@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from benchmark.data import ImageSet, load_splits
-from benchmark.fused import FusedJob, NotFusable, train_victims_fused
 from benchmark.plugins import Context
 from benchmark.presets import PRESETS
 from benchmark.registry import countermeasures
+from benchmark.tools.fused import FusedJob, NotFusable, train_victims_fused
 from benchmark.training import train_victim
 
 CPU = torch.device("cpu")

@@ -1,4 +1,4 @@
-"""Galleries of protected sets (benchmark/gallery.py): the PNG's layout and pixels, the one the grid saves per
+"""Galleries of protected sets (benchmark/report/gallery.py): the PNG's layout and pixels, the one the grid saves per
 (method, seed) without ever costing a cell, and `python -m benchmark show`."""
 from __future__ import annotations
 
@@ -9,13 +9,23 @@ import pytest
 import torch
 from PIL import Image
 
-import benchmark.gallery as gallery
+import benchmark.report.gallery as gallery
 from benchmark.cli import main
 from benchmark.engine.config import GridConfig
 from benchmark.engine.grid import run_grid
-from benchmark.gallery import (
-    GALLERY_DIR, GAP, GROUP_GAP, HEADER_H, LABEL_W, MID_GREY, amplify, draw_gallery, first_per_class, gallery_name,
-    panel_origin, write_gallery,
+from benchmark.report.gallery import (
+    GALLERY_DIR,
+    GAP,
+    GROUP_GAP,
+    HEADER_H,
+    LABEL_W,
+    MID_GREY,
+    amplify,
+    draw_gallery,
+    first_per_class,
+    gallery_name,
+    panel_origin,
+    write_gallery,
 )
 
 CLASSES = ["airplane", "automobile", "a-class-name-far-too-long-for-its-column"]
@@ -142,8 +152,8 @@ def test_show_rejects_an_unknown_method_and_an_out_that_is_no_png(tmp_path, caps
 
 def test_a_gallery_of_a_set_that_changed_is_drawn_again(tmp_path, data_root, monkeypatch):
     """Same label and seed, new plugin version: a new set key, so the saved picture is replaced."""
-    from benchmark.gallery import gallery_key
     from benchmark.registry import methods
+    from benchmark.report.gallery import gallery_key
 
     config = GridConfig(preset="smoke", data_root=data_root, cache_dir=str(tmp_path / "cache"), device="cpu")
     run_grid(["lsp"], ["none"], [0], tmp_path / "run", config, show_progress=False)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from benchmark.cli import main
-from benchmark.gpu_check import VARIANTS
+from benchmark.tools.gpu_check import VARIANTS
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "results" / "gpu"
@@ -89,7 +89,7 @@ def test_cpu_dry_run_writes_the_published_keys(tmp_path, data_root, parity_npz, 
 
 
 def test_cpu_dry_run_of_concurrent_cells(tmp_path, data_root):
-    from benchmark.gpu_check import concurrent_throughput
+    from benchmark.tools.gpu_check import concurrent_throughput
 
     published = json.loads((PUBLISHED / "h200-gpu_check.json").read_text())
     row = concurrent_throughput(torch.device("cpu"), 2, data_root, 256, 128, 1, "tinycnn", "adv_train")

@@ -5,16 +5,17 @@ import dataclasses
 import re
 
 import pytest
+import torch
 from PIL import Image
 
 import methods.em as em_module
-from benchmark.cache import spec_key
 from benchmark.engine.cells import Cell
 from benchmark.engine.config import GridConfig
-from benchmark.engine.recipe import protected_spec, run_cell
+from benchmark.engine.recipe import protected_set, protected_spec, run_cell
 from benchmark.engine.surrogates import surrogate_spec
 from benchmark.presets import PRESETS
-from benchmark.registry import methods
+from benchmark.registry import methods, models
+from benchmark.store.cache import spec_key
 
 
 @pytest.fixture
@@ -118,3 +119,19 @@ def test_stratified_keeps_the_share_of_every_class():
     keep = em_module.stratified(labels, 0.2, torch.Generator().manual_seed(0))
     assert torch.equal(labels[keep].bincount(), torch.full((10,), 10))
     assert len(keep.unique()) == len(keep)
+
+
+def test_a_cached_set_made_by_a_surrogate_whose_code_changed_is_made_again(config, monkeypatch):
+    """A surrogate's code is not in the protected set's key (the published sets keep theirs): the set records the
+    surrogates it used, and a cached set whose surrogate has changed since is regenerated under the same key."""
+    images, first = protected_set(config, "tap", 0)
+    assert first["surrogates"] == {"tinycnn": {"name": "tinycnn", "version": "1", "distribution": None}}
+    again, second = protected_set(config, "tap", 0)
+    assert second["cached"] and torch.equal(again, images)
+    key = _key(config, "tap")
+    monkeypatch.setattr(models.get("tinycnn"), "version", "2", raising=False)  # a builder function: "1" unset
+    with pytest.warns(UserWarning, match="surrogate code that has changed"):
+        _, third = protected_set(config, "tap", 0)
+    assert not third["cached"] and third["surrogates"]["tinycnn"]["version"] == "2"
+    assert _key(config, "tap") == key  # the key is kept; the set under it was replaced
+    assert protected_set(config, "tap", 0)[1]["cached"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.leaderboard import build_leaderboards, write_leaderboard
+from benchmark.report.leaderboard import build_leaderboards, write_leaderboard
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "results" / "leaderboards"
 PUBLISHED_ROWS = [PUBLISHED / f"cifar10-quick.seed{seed}.jsonl" for seed in range(3)]  # the quick table, a file a seed
@@ -214,12 +214,10 @@ def test_published_rows_render_back_to_the_same_table(tmp_path):
     assert again.mean.equals(board.mean) and again.status.equals(board.status)
 
 
-def test_the_published_leaderboard_renders_its_table_and_every_row_is_current(data_root, tmp_path):
-    """The quick table: rendered from its rows (three seeds a cell), and every row's cell id is the one this
-    checkout computes (a plugin or trainer change makes this fail until the cells are re-run)."""
-    from benchmark.engine.cells import Cell
-    from benchmark.engine.config import GridConfig
-
+def test_the_published_leaderboard_renders_its_table():
+    """The quick table: rendered from its rows (three seeds a cell). Whether its rows are still current is
+    `python -m benchmark stale`'s question (tests/test_currency.py), not a test's: a version bump must not fail
+    the suite until hours of cells are re-run."""
     rows = [json.loads(line) for path in PUBLISHED_ROWS for line in path.read_text().splitlines()]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -230,9 +228,6 @@ def test_the_published_leaderboard_renders_its_table_and_every_row_is_current(da
     assert {r["schema"] for r in rows} == {2} and not any(r["git_dirty"] for r in rows) and len(rows) == 684
     assert {r["git_commit"][:7] for r in rows} == {"106d349"}
     assert (board.seeds.to_numpy() == 3).all()
-    config = GridConfig(preset="quick", data_root=data_root, cache_dir=str(tmp_path), device="cpu")
-    stale = [r["cell_id"] for r in rows if Cell(r["method"], r["countermeasure"], r["seed"]).cell_id(config) != r["cell_id"]]
-    assert stale == []
 
 
 def test_schema1_rows_render_and_an_old_failed_row_joins_its_configuration():

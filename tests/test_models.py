@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from benchmark.cli import main
-from benchmark.cost import measure_model
 from benchmark.engine.cells import Cell
 from benchmark.engine.config import GridConfig
+from benchmark.engine.cost import measure_model
 from benchmark.folding import folded
 from benchmark.models import create_model
 from benchmark.presets import PRESETS

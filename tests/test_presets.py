@@ -47,7 +47,7 @@ def test_run_refuses_a_bad_preset_before_any_work(tmp_path, capsys):
 
 
 def test_a_run_at_a_changed_preset_labels_its_rows(tmp_path, data_root):
-    from benchmark.store import read_rows
+    from benchmark.store.rows import read_rows
 
     out = tmp_path / "run"
     assert main(["run", "--methods", "ops", "--no-clean", "--preset", "smoke[epochs=1]", "--out", str(out),

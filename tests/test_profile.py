@@ -12,8 +12,14 @@ from benchmark.engine.config import GridConfig
 from benchmark.engine.local import CPU_THREADS
 from benchmark.engine.recipe import protected_set
 from benchmark.plugins import Context, Countermeasure
-from benchmark.profile import CountermeasureCost, EvaluationCost, Profile, Timed, schedule_epoch
 from benchmark.registry import countermeasures
+from benchmark.tools.profile import (
+    CountermeasureCost,
+    EvaluationCost,
+    Profile,
+    Timed,
+    schedule_epoch,
+)
 
 
 @dataclass

@@ -7,7 +7,7 @@ import torch
 
 from benchmark.engine.cells import Cell
 from benchmark.engine.recipe import run_cell, stage_cell
-from benchmark.trace import trace_cell
+from benchmark.tools.trace import trace_cell
 from countermeasures.training import OrthogonalProjection
 
 

@@ -33,6 +33,28 @@ def test_duplicate_name_is_refused(temp_plugin):
         methods.register("ops")(Other)
 
 
+@pytest.mark.parametrize("name", ["worst", "mean", "psnr_db", "budget_class"])
+def test_a_countermeasure_may_not_take_a_board_column_s_name(name):
+    """A countermeasure is a column of the board; `worst`, `mean` and the budget measures are columns too."""
+    from benchmark.plugins import Countermeasure
+
+    @dataclass
+    class Shadow(Countermeasure):
+        """Would shadow a summary column."""
+
+    with pytest.raises(ValueError, match=f"countermeasure name '{name}' is reserved"):
+        countermeasures.register(name)(Shadow)
+    assert name not in countermeasures.names()
+
+
+def test_the_reserved_names_cover_every_column_the_boards_add():
+    from benchmark.registry import SUMMARY_NAMES
+    from benchmark.report.leaderboard import MEASURE_COLUMNS, SUMMARY_COLUMNS
+    from benchmark.report.perceptibility import COLUMNS
+
+    assert set(SUMMARY_COLUMNS) | set(MEASURE_COLUMNS) | set(COLUMNS) <= set(SUMMARY_NAMES)
+
+
 def test_expand_all_and_wildcards():
     assert methods.expand("all") == [n for n in methods.names() if n != "semantic-add"]  # a control: in_all False
     assert methods.expand("lsp,ops,lsp") == ["lsp", "ops"]

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 import benchmark.engine.recipe as recipe
-import benchmark.store as store
+import benchmark.store.rows as store
 from benchmark.cli import main
 from benchmark.engine.config import GridConfig
 from benchmark.plugins import Budget, Countermeasure, Method
 from benchmark.registry import countermeasures, methods
-from benchmark.store import RunLock
+from benchmark.store.rows import RunLock
 
 
 @pytest.fixture

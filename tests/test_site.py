@@ -20,9 +20,9 @@ import torch
 from PIL import Image
 
 from benchmark.cli import main
-from benchmark.gallery import GALLERY_DIR, gallery_name, write_gallery
-from benchmark.leaderboard import write_leaderboard
-from benchmark.site import curve_svg, write_site
+from benchmark.report.gallery import GALLERY_DIR, gallery_name, write_gallery
+from benchmark.report.leaderboard import write_leaderboard
+from benchmark.report.site import curve_svg, write_site
 from tests.test_leaderboard import PUBLISHED, PUBLISHED_ROWS, _row
 
 ROOT = Path(__file__).resolve().parents[1]

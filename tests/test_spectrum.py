@@ -6,7 +6,7 @@ import torch
 
 from benchmark.cli import main
 from benchmark.registry import countermeasures
-from benchmark.spectrum import haar_ll_share, kept_share
+from benchmark.tools.spectrum import haar_ll_share, kept_share
 
 
 def _checkerboard(n: int = 4) -> torch.Tensor:
@@ -51,7 +51,7 @@ def test_cli_prints_a_row_per_method_and_rejects_a_training_countermeasure(smoke
 
 
 def test_probe_reads_a_class_wise_pattern_and_not_label_free_noise():
-    from benchmark.spectrum import probe_accuracy
+    from benchmark.tools.spectrum import probe_accuracy
 
     gen = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 10, (400,), generator=gen)

@@ -12,14 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.store import RESULTS_FILE, RunFolderBusy, RunLock, append_row, finished_ids, read_rows
+from benchmark.store.rows import (
+    RESULTS_FILE,
+    RunFolderBusy,
+    RunLock,
+    append_row,
+    finished_ids,
+    read_rows,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
 # Tries to take the lock of the folder in argv[1] once and says what happened.
 TRY_LOCK = """
 import sys
-from benchmark.store import RunFolderBusy, RunLock
+from benchmark.store.rows import RunFolderBusy, RunLock
 try:
     with RunLock(sys.argv[1]):
         print("took")
@@ -30,7 +37,7 @@ except RunFolderBusy as e:
 # Takes the lock of the folder in argv[1], says so, and holds it until killed.
 HOLD_LOCK = """
 import sys, time
-from benchmark.store import RunLock
+from benchmark.store.rows import RunLock
 with RunLock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(60)
@@ -73,7 +80,7 @@ def test_short_writes_still_produce_a_whole_line(tmp_path: Path, monkeypatch):
         calls.append(len(data))
         return real_write(fd, bytes(data[:5]))
 
-    monkeypatch.setattr("benchmark.store.os.write", short_write)
+    monkeypatch.setattr("benchmark.store.rows.os.write", short_write)
     append_row(tmp_path, row("a", final_acc=0.5))
     append_row(tmp_path, row("b"))
     monkeypatch.undo()
@@ -90,7 +97,7 @@ def test_failed_write_leaves_the_file_as_it_was(tmp_path: Path, monkeypatch):
         real_write(fd, bytes(data[:10]))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("benchmark.store.os.write", write_then_fail)
+    monkeypatch.setattr("benchmark.store.rows.os.write", write_then_fail)
     with pytest.raises(OSError, match="No space left"):
         append_row(tmp_path, row("b"))
     monkeypatch.undo()

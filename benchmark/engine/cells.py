@@ -4,13 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..data import split_digests
-from ..identity import digest, plugin_code, plugin_identity, preset_identity
+from ..identity import digest
 from ..registry import models
-from ..training import TRAINER_VERSION
+from ..store.keys import cell_identity
 from .config import GridConfig
-
-POISON_SELECTION_SEED = 0  # fixed: at one ratio every method and seed protects the same images
 
 
 @dataclass(frozen=True)
@@ -27,17 +24,8 @@ class Cell:
 
     def identity(self, config: GridConfig) -> dict[str, Any]:
         """Everything that decides this cell's number."""
-        p = config.preset_obj
-        identity = {
-            "dataset": config.dataset, "data": split_digests(config.dataset, config.data_root, config.preset),
-            "preset": preset_identity(p), "model": plugin_code(models.get(self.victim(config))),
-            "method": plugin_identity(config.method(self.method), p),
-            "countermeasure": plugin_identity(config.countermeasure(self.countermeasure), p),
-            "seed": self.seed, "trainer": TRAINER_VERSION,
-        }
-        if self.poison_ratio != 1.0:  # the full protocol keeps the identity it had before ratios existed
-            identity["poison"] = {"ratio": self.poison_ratio, "selection_seed": POISON_SELECTION_SEED}
-        return identity
+        return cell_identity(config.parts, models.get(self.victim(config)), config.method(self.method),
+                             config.countermeasure(self.countermeasure), self.seed, self.poison_ratio)
 
     def cell_id(self, config: GridConfig, identity: dict[str, Any] | None = None) -> str:
         """A readable path of names, then the full SHA-256 of the identity."""

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import torch
 
-from ..cache import ArtifactCache
 from ..data import user_cache_dir
 from ..imported import PREFIX, ImportedSet
 from ..plugins import Countermeasure, Method, build
 from ..presets import Preset, get_preset
 from ..registry import countermeasures, methods
+from ..store.cache import ArtifactCache
+from ..store.keys import Parts
 
 ENV_CACHE_DIR = "UEBENCH_CACHE_DIR"
 
@@ -58,6 +59,11 @@ class GridConfig:
             if device.index is not None and device.index >= torch.cuda.device_count():
                 raise ValueError(f"--device {self.device}: only {torch.cuda.device_count()} GPU(s) visible")
         return device
+
+    @property
+    def parts(self) -> Parts:
+        """The data and preset parts of every key of this grid (the data's digests are memoised per process)."""
+        return Parts.of(self.dataset, self.data_root, self.preset)
 
     @property
     def cache(self) -> ArtifactCache:

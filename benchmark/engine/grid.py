@@ -19,7 +19,7 @@ from ..identity import plugin_identity
 from ..imported import PREFIX, place
 from ..progress import GridProgress, quiet
 from ..registry import countermeasures, methods, models
-from ..store import RunLock, carry_rows, finished_ids
+from ..store.rows import RunLock, carry_rows, finished_ids
 from . import local
 from .cells import Cell, expand_cells
 from .config import GridConfig
@@ -107,7 +107,7 @@ def run_grid(
     id) is found in `reuse` (run folders or rows files), copied into OUT first. One run per folder at a time.
     Cells run here and in `jobs` processes, or with `ray_options` as a Ray task graph (benchmark/engine/ray_executor.py).
     With `show_progress`: a plan with an ETA first, then a bar on a terminal or one line per finished item."""
-    from ..leaderboard import (
+    from ..report.leaderboard import (
         write_leaderboard,  # pandas and matplotlib: the driver's only
     )
 
@@ -165,7 +165,7 @@ def run_grid(
 def render_quietly(run_dir: Path) -> None:
     """Re-render OUT/leaderboard.* on the way out of an interrupted grid; a failure there only warns, so the
     interruption's own message is not hidden."""
-    from ..leaderboard import write_leaderboard
+    from ..report.leaderboard import write_leaderboard
 
     try:
         with warnings.catch_warnings():

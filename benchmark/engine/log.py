@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..progress import GridProgress
-from ..store import append_row
+from ..store.rows import append_row
 from .cells import Cell
 from .plan import Plan
 

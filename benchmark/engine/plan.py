@@ -5,9 +5,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..cache import spec_key
 from ..presets import PLUMBING_ONLY
 from ..progress import clock
+from ..store.cache import spec_key
 from .cells import Cell
 from .config import GridConfig
 from .recipe import protected_spec
@@ -44,7 +44,7 @@ class Plan:
 
 def estimate(config: GridConfig, pending: list[Cell], sets: list[tuple[str, int]], prepares: list[str]) -> Plan:
     """Estimates from the plugins' cost hints and each victim's training time measured on this device."""
-    from ..cost import measure_model
+    from .cost import measure_model
 
     p = config.preset_obj
     victims = sorted({c.victim(config) for c in pending} | {p.model})

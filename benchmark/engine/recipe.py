@@ -12,20 +12,18 @@ from typing import Any, Callable
 import torch
 
 from ..budget import BudgetError
-from ..cache import spec_key
-from ..data import ImageSet, full_split, heldout_split, load_splits, poison_mask, split_digests, split_positions
-from ..identity import (
-    device_name, digest, git_state, library_versions, machine, plugin_code, plugin_identity, plugin_label,
-    preset_identity,
-)
+from ..data import ImageSet, full_split, heldout_split, load_splits, poison_mask, split_positions
+from ..identity import device_name, digest, git_state, library_versions, machine, plugin_code, plugin_label
 from ..metrics import perturbation_metrics
 from ..plugins import Context, Countermeasure
 from ..presets import Preset, preset_label
 from ..progress import quiet
 from ..registry import models
-from ..row import Row
-from ..training import TRAINER_VERSION, Regime, TrainResult, train_victim
-from .cells import POISON_SELECTION_SEED, Cell
+from ..store.cache import spec_key
+from ..store.keys import POISON_SELECTION_SEED, preprocessed_key, protected_key
+from ..store.row import Row
+from ..training import Regime, TrainResult, train_victim
+from .cells import Cell
 from .config import GridConfig
 from .surrogates import surrogate_model
 
@@ -47,19 +45,15 @@ def _as_pair(data: ImageSet) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def protected_spec(config: GridConfig, method_name: str, seed: int) -> dict[str, Any]:
-    """Everything that decides a protected set (the trainer too: it makes the surrogates that methods attack)."""
-    return {
-        "dataset": config.dataset, "train": split_digests(config.dataset, config.data_root, config.preset)["train"],
-        "preset": preset_identity(config.preset_obj), "method": plugin_identity(config.method(method_name), config.preset_obj),
-        "seed": seed, "trainer": TRAINER_VERSION,
-    }
+    """The cache key of a method's protected set in this grid."""
+    return protected_key(config.parts, config.method(method_name), seed)
 
 
 def protected_set(
     config: GridConfig, method_name: str, seed: int, progress: Callable[..., Any] = quiet
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """The method's protected training set (from the cache when valid) and its generation record; a cached set
-    that breaks the method's budget is regenerated."""
+    that breaks the method's budget, or that a surrogate made whose code has changed since, is regenerated."""
     train, _ = load_splits(config.dataset, config.data_root, config.preset)
     method = config.method(method_name)
     spec = protected_spec(config, method_name, seed)
@@ -67,15 +61,26 @@ def protected_set(
     if hit is not None:
         try:
             images, meta = method.check(train.images, hit[0]["images"]), hit[1]
+            stale = {a: c for a, c in meta.get("surrogates", {}).items() if c != plugin_code(models.get(a))}
+            if stale:  # the surrogates are not in the key, which published sets keep; their code is checked here
+                raise ValueError(f"made with surrogate code that has changed since: {stale}")
             return images, {**meta, "cached": True, "budget": str(method.budget(tuple(train.images.shape[1:]))),
                             "key": spec_key(spec)}
-        except (BudgetError, TypeError, KeyError) as exc:
+        except (BudgetError, TypeError, KeyError, ValueError) as exc:
             warnings.warn(f"cached protected set of {method_name!r} (seed {seed}) is unusable ({exc}); regenerating")
     ctx = make_context(config, seed, train.num_classes, progress)
+    used: dict[str, dict[str, Any]] = {}
+    fit = ctx.surrogate_fn
+
+    def surrogate(arch: str) -> torch.nn.Module:
+        used[arch] = plugin_code(models.get(arch))
+        return fit(arch)
+
+    ctx.surrogate_fn = surrogate
     start = time.perf_counter()
     images = method(train.images, train.labels, ctx)  # checks shape, dtype and budget
     meta = {"generate_s": time.perf_counter() - start, "perturbation": perturbation_metrics(train.images, images),
-            "notes": ctx.notes}
+            "notes": ctx.notes, "surrogates": used}
     config.cache.save("protected", spec, {"images": images}, meta)
     return images, {**meta, "cached": False, "budget": str(method.budget(tuple(train.images.shape[1:]))),
                     "key": spec_key(spec)}
@@ -84,7 +89,7 @@ def protected_set(
 def save_gallery(run_dir: Path, config: GridConfig, method_name: str, seed: int, set_key: str) -> None:
     """Write RUN/gallery/LABEL-seedS.png of a cached protected set unless it already shows this set (same cache
     key; then the set is not read); a failure only warns."""
-    from ..gallery import (  # PIL, pandas: the driver's only
+    from ..report.gallery import (  # PIL, pandas: the driver's only
         GALLERY_DIR,
         gallery_key,
         gallery_name,
@@ -172,9 +177,7 @@ def stage_cell(cell: Cell, config: GridConfig, progress: Callable[..., Any] = qu
     cm.setup(ctx)
     start = time.perf_counter()
     if cm.cache_preprocess and cache_preprocess:
-        spec = {"protected": gen["key"], "countermeasure": plugin_identity(cm, config.preset_obj), "seed": cell.seed}
-        if cell.poison_ratio != 1.0:
-            spec["poison"] = {"ratio": cell.poison_ratio, "selection_seed": POISON_SELECTION_SEED}
+        spec = preprocessed_key(gen["key"], cm, config.preset_obj, cell.seed, cell.poison_ratio)
         mixed = images
         tensors, _, _ = config.cache.get_or_create(
             "preprocessed", spec, lambda: ({"images": cm.run_preprocess(mixed, train.labels, ctx)}, {})

@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
-from ..cache import spec_key
-from ..data import load_splits, split_digests
-from ..identity import plugin_code, preset_identity
+from ..data import load_splits
 from ..models import create_model
 from ..registry import models
-from ..training import TRAINER_VERSION, train_victim
+from ..store.cache import spec_key
+from ..store.keys import surrogate_key
+from ..training import train_victim
 
 if TYPE_CHECKING:
     from .config import GridConfig
@@ -21,12 +21,8 @@ _memo: dict[tuple[str, str], torch.nn.Module] = {}
 
 
 def surrogate_spec(config: GridConfig, arch: str) -> dict[str, Any]:
-    """Everything that decides a surrogate's weights."""
-    return {
-        "dataset": config.dataset, "train": split_digests(config.dataset, config.data_root, config.preset)["train"],
-        "preset": preset_identity(config.preset_obj), "arch": plugin_code(models.get(arch)), "seed": SURROGATE_SEED,
-        "trainer": TRAINER_VERSION,
-    }
+    """The cache key of the surrogate `arch` in this grid."""
+    return surrogate_key(config.parts, models.get(arch), SURROGATE_SEED)
 
 
 def surrogate_model(config: GridConfig, arch: str, progress: Callable[..., Any] = lambda it=None, **kw: it) -> torch.nn.Module:

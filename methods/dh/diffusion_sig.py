@@ -30,8 +30,8 @@ def diffusion_images(
         if not path or not Path(path).expanduser().is_dir():
             raise FileNotFoundError(f"semantic_source=diffusers: {label}={path!r} is not a folder of diffusers weights")
     try:
-        from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
         import transformers  # noqa: F401  (the pipeline's text encoder and tokenizer)
+        from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
     except ImportError as exc:
         raise ImportError(f"semantic_source=diffusers needs {INSTALL_HINT}: {exc}") from exc
     controlnet = ControlNetModel.from_pretrained(Path(settings.controlnet_path).expanduser(), local_files_only=True)

@@ -28,13 +28,18 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
-from .evaluation import evaluate
-from .models import create_model
-from .plugins import Countermeasure
-from .presets import Preset
-from .seeding import generator, global_rng, stream_seed
-from .training import (
-    TrainingDiverged, TrainResult, capture_cuda_graph, lr_lambda, mixed_precision, random_crop_flip,
+from ..evaluation import evaluate
+from ..models import create_model
+from ..plugins import Countermeasure
+from ..presets import Preset
+from ..seeding import generator, global_rng, stream_seed
+from ..training import (
+    TrainingDiverged,
+    TrainResult,
+    capture_cuda_graph,
+    lr_lambda,
+    mixed_precision,
+    random_crop_flip,
     release_cuda_graph,
 )
 

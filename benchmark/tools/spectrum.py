@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .plugins import Context, Countermeasure
+from ..plugins import Context, Countermeasure
 
 
 def _energy(x: torch.Tensor) -> float:

@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .identity import canonical, effective_settings
+from ..identity import canonical, effective_settings
+from ..plugins import build
+from ..presets import Preset
+from ..registry import countermeasures
 from .leaderboard import Leaderboard
-from .plugins import build
-from .presets import Preset
-from .registry import countermeasures
 
 # A countermeasure restores a method when it wins back at least this share of the accuracy the method took:
 # share = (acc(m, c) − acc(m, none)) / (clean(c) − acc(m, none)).

@@ -11,16 +11,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..store.rows import read_rows
 from .agreement import TARGETS, ReferenceCell, agreement
+from .compare import read_reference
 from .leaderboard import Leaderboard, build_leaderboards
-from .store import read_rows
 
 
 def step_seconds(victim: str, batch: int = 128, repeats: int = 5) -> float:
     """Median seconds of one training step (forward and backward of a 32×32 batch) of `victim` on one CPU thread."""
     import torch
 
-    from .models import create_model
+    from ..models import create_model
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -133,3 +134,17 @@ def lever_markdown(table: pd.DataFrame) -> str:
         if shown[col].dtype.kind == "f":
             shown[col] = shown[col].round(1 if col == "cell_seconds" else 2)
     return shown.to_markdown(index=False)
+
+
+def write_levers(runs: list[str | os.PathLike], reference_path: str | os.PathLike, resamples: int, base_hours: float,
+                 out: str | os.PathLike | None, name: str) -> str:
+    """The study's Markdown table; with `out`, also OUT/NAME.{md,csv,png}."""
+    table = lever_table(runs, read_reference(reference_path), resamples, base_hours)
+    text = lever_markdown(table)
+    if out:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.md").write_text(text + "\n")
+        table.to_csv(folder / f"{name}.csv", index=False)
+        lever_plot(table, folder / f"{name}.png")
+    return text

@@ -8,13 +8,13 @@ from typing import Any, Callable
 
 import torch
 
-from .engine.cells import Cell
-from .engine.config import GridConfig
-from .engine.recipe import stage_cell, train_cell
-from .evaluation import evaluate
-from .identity import git_state
-from .progress import quiet
-from .seeding import generator
+from ..engine.cells import Cell
+from ..engine.config import GridConfig
+from ..engine.recipe import stage_cell, train_cell
+from ..evaluation import evaluate
+from ..identity import git_state
+from ..progress import quiet
+from ..seeding import generator
 
 
 def planted_images(

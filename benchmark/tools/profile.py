@@ -19,17 +19,17 @@ from typing import Any, Callable
 
 import torch
 
-from .cost import synchronize
-from .data import load_splits
-from .engine.cells import Cell
-from .engine.config import GridConfig
-from .engine.recipe import make_context, protected_spec, stage_cell, train_cell
-from .engine.surrogates import forget, surrogate_model, surrogate_spec
-from .evaluation import evaluate
-from .identity import device_name, git_state
-from .metrics import perturbation_metrics
-from .plugins import Countermeasure
-from .progress import quiet
+from ..data import load_splits
+from ..engine.cells import Cell
+from ..engine.config import GridConfig
+from ..engine.cost import synchronize
+from ..engine.recipe import make_context, protected_spec, stage_cell, train_cell
+from ..engine.surrogates import forget, surrogate_model, surrogate_spec
+from ..evaluation import evaluate
+from ..identity import device_name, git_state
+from ..metrics import perturbation_metrics
+from ..plugins import Countermeasure
+from ..progress import quiet
 
 MEASURED, RECORDED, CACHED = "measured", "recorded", "cached"  # where a stage's seconds come from
 
@@ -361,7 +361,7 @@ def render(profile: Profile) -> str:
     """The text `profile` prints: shared work, cells per countermeasure, the evaluation and the projection."""
     from tabulate import tabulate
 
-    from .progress import clock
+    from ..progress import clock
 
     proj = profile.projection()
     total, m = proj["total_s"], len(profile.methods)

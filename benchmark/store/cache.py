@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import torch
 
-from .identity import digest
+from ..identity import digest
 
 
 def spec_key(spec: dict[str, Any]) -> str:

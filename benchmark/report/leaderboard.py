@@ -14,13 +14,21 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .identity import digest
-from .perceptibility import COLUMNS as MEASURES, HEADERS, class_order, class_ranks, measure_text, perceptibility
-from .presets import plumbing_only
-from .registry import countermeasures, methods
-from .store import read_rows
+from ..identity import digest, flatten
+from ..presets import plumbing_only
+from ..registry import countermeasures, methods
+from ..store.rows import read_rows
+from .perceptibility import COLUMNS as MEASURES
+from .perceptibility import (
+    HEADERS,
+    class_order,
+    class_ranks,
+    measure_text,
+    perceptibility,
+)
 
 SUMMARY_COLUMNS = ("worst", "mean")
+MEASURE_COLUMNS = ("psnr_db", "ssim", "linf_255", "l2", "threat", "budget_class", "class_rank")  # the CSV's budget columns
 OK, FAILED, MISSING = "ok", "failed", "missing"
 UNSTABLE_SPREAD = 10.0  # points between a cell's lowest and highest seed above which it is flagged unstable
 UNSTABLE_MARK = "†"
@@ -185,15 +193,9 @@ def _configurations(entries: list[dict[str, Any]], kind: str, first: str, regist
     return {i: configs[i][1] if shared[configs[i][1]] == 1 else f"{configs[i][1]}@{i[:6]}" for i in ordered}
 
 
-def flat_versions(versions: Any, prefix: str = "") -> dict[str, str]:
+def flat_versions(versions: Any) -> dict[str, str]:
     """A (nested) versions dict as dotted key → text, so a difference names the exact entry; {} if no dict."""
-    if not isinstance(versions, dict):
-        return {}
-    flat = {}
-    for key, value in versions.items():
-        name = f"{prefix}{key}"
-        flat |= flat_versions(value, f"{name}.") if isinstance(value, dict) else {name: str(value)}
-    return flat
+    return {k: str(v) for k, v in flatten(versions).items() if v != {}}
 
 
 def _provenance(rows: list[dict[str, Any]]) -> list[str]:
@@ -338,7 +340,7 @@ def measures_table(board: Leaderboard) -> pd.DataFrame:
     """Each method's perceptibility, threat model, budget class and rank in class, as the CSV's columns."""
     visible = board.perceptibility.rename(columns={"psnr": "psnr_db", "linf": "linf_255", "class": "budget_class",
                                                    "rank": "class_rank"})
-    return visible[["psnr_db", "ssim", "linf_255", "l2", "threat", "budget_class", "class_rank"]]
+    return visible[list(MEASURE_COLUMNS)]
 
 
 def _ranges(board: Leaderboard) -> str:
@@ -548,7 +550,7 @@ def write_leaderboard(
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for board, stem in zip(boards, board_stems(boards, name)):
-        parts = (".csv", "_std.csv", "_status.csv", "cell_text.csv", ".md", ".png")
+        parts = (".csv", "_std.csv", "_status.csv", "_cells.csv", ".md", ".png")
         if board.seeds.max().max() <= 1:  # one seed has no spread; a table of zeros would read as agreement
             parts = tuple(p for p in parts if p != "_std.csv")
         paths = {part: inside(out, f"{stem}{part}") for part in parts}
@@ -556,7 +558,7 @@ def write_leaderboard(
         if "_std.csv" in paths:
             board.std.round(2).to_csv(paths["_std.csv"])
         board.status.assign(incomplete=board.incomplete).to_csv(paths["_status.csv"])
-        cell_table(board).round(2).to_csv(paths["cell_text.csv"], index=False)
+        cell_table(board).round(2).to_csv(paths["_cells.csv"], index=False)
         paths[".md"].write_text(_markdown(board))
         _heatmap(board, paths[".png"])
         written += paths.values()

@@ -14,15 +14,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from .cost import synchronize
-from .data import DatasetNotFoundError, ImageSet, load_dataset
+from ..data import DatasetNotFoundError, ImageSet, load_dataset
+from ..engine.cost import synchronize
+from ..models import create_model
+from ..plugins import Context, Countermeasure
+from ..presets import Preset, get_preset
+from ..progress import quiet
+from ..registry import countermeasures, methods, models
+from ..training import train_victim
 from .fused import FusedJob, train_victims_fused
-from .models import create_model
-from .plugins import Context, Countermeasure
-from .presets import Preset, get_preset
-from .progress import quiet
-from .registry import countermeasures, methods, models
-from .training import train_victim
 
 # (label, bf16 autocast, channels_last, CUDA graph); the first is what the engine does on CUDA.
 VARIANTS = [

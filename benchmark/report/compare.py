@@ -11,9 +11,17 @@ from typing import Any
 
 import pandas as pd
 
-from .agreement import MIN_DAMAGE, RESTORED, TARGETS, Agreement, ReferenceCell, agreement, share
+from ..store.rows import read_rows
+from .agreement import (
+    MIN_DAMAGE,
+    RESTORED,
+    TARGETS,
+    Agreement,
+    ReferenceCell,
+    agreement,
+    share,
+)
 from .leaderboard import SUMMARY_COLUMNS, Leaderboard, build_leaderboards
-from .store import read_rows
 
 REFERENCE_COLUMNS = ("method", "countermeasure", "acc", "source")  # and optionally `params`: "k=v k=v"
 METRICS = ("final_acc", "peak_acc")

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .evaluation import eval_batch
-from .models import create_model
-from .presets import Preset
+from ..evaluation import eval_batch
+from ..models import create_model
+from ..presets import Preset
 
 CIFAR10_SIZES = (5000, 1000, 10)  # training and test images per class, classes
 

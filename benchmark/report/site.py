@@ -22,17 +22,35 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
+from ..presets import plumbing_only
+from ..store.rows import read_rows
 from .agreement import TARGETS, Agreement
-from .frontier import frontier_table, plot_frontier
+from .frontier import (
+    PER_COLUMN,
+    READ_AT,
+    frontier_table,
+    per_column,
+    plot_frontier,
+    read_at,
+)
 from .gallery import GALLERY_DIR, gallery_name
 from .leaderboard import (
-    FAILED, MISSING, OK, SUMMARY_COLUMNS, UNSTABLE_MARK, UNSTABLE_SPREAD, Leaderboard, board_stems,
-    build_leaderboards, cell_text, flat_versions, inside, safe_name,
+    FAILED,
+    MISSING,
+    OK,
+    SUMMARY_COLUMNS,
+    UNSTABLE_MARK,
+    UNSTABLE_SPREAD,
+    Leaderboard,
+    board_stems,
+    build_leaderboards,
+    cell_text,
+    flat_versions,
+    inside,
+    safe_name,
 )
 from .perceptibility import COLUMNS as MEASURES
 from .perceptibility import HEADERS, measure_text
-from .presets import plumbing_only
-from .store import read_rows
 
 STATIC = Path(__file__).with_name("site_static")
 STATIC_FILES = ("style.css", "site.js")
@@ -177,7 +195,7 @@ def _method_files(boards: list[Leaderboard]) -> dict[str, str]:
     for label in labels:
         name = f"method-{safe_name(label)}.html"
         if name in files.values():
-            from .identity import digest
+            from ..identity import digest
 
             name = f"method-{safe_name(label)}-{digest(label)[:6]}.html"
         files[label] = name
@@ -467,8 +485,6 @@ def compare_page(boards: list[Leaderboard], files: list[str], reference: str | o
 def frontier_page(board: Leaderboard, table: pd.DataFrame, picture: str) -> str:
     """A board's strength ladders: the accuracy-against-PSNR plot, the reading at matched PSNR and every
     configuration (sortable)."""
-    from .frontier import PER_COLUMN, READ_AT, per_column, read_at
-
     shown = [m for m in dict.fromkeys(table["method"]) if m != "clean"]
 
     def num(value: float, digits: int = 1) -> str:

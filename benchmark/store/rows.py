@@ -106,7 +106,7 @@ def read_rows(run_dirs: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
 
 
 # The published boards' rows, where this package runs from a checkout of the repository (not from a wheel).
-PUBLISHED_DIR = Path(__file__).resolve().parents[1] / "results" / "leaderboards"
+PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "results" / "leaderboards"
 
 
 def published_rows_files() -> list[Path]:
