@@ -87,6 +87,10 @@ def test_the_table_counts_a_seed_only_with_every_countermeasure_and_reads_betwee
     assert default["acc_jpeg10"] == pytest.approx(55.0) and strong["acc_jpeg10"] == pytest.approx(30.0)
     assert strong["acc_none"] == pytest.approx(10.0)
     assert read_at(table, "lsp", 30.0, "acc_none") == pytest.approx(15.0)
+    # worst over a chosen set of columns: under `none` alone both seeds of eps=12 count
+    only_none = frontier_table(rows, over=["none"])
+    strong = only_none[only_none["label"] == "lsp[eps=12]"].iloc[0]
+    assert strong["seeds"] == 2 and strong["worst"] == pytest.approx(10.0) and strong["countermeasures"] == 1
 
 
 def test_bad_frontier_requests_fail_before_any_work(tmp_path, capsys, data_root):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..presets import plumbing_only
 from ..registry import countermeasures, methods, models
 from ..store.rows import published_rows_files
-from .arguments import expand_methods, parse_budgets, parse_plugin_args
+from .arguments import FRONTIER_COUNTERMEASURES, expand_methods, parse_budgets, parse_plugin_args
 
 if TYPE_CHECKING:
     from ..engine.ray_executor import RayOptions
@@ -97,7 +97,8 @@ def frontier(args: argparse.Namespace) -> int:
 
     out = Path(args.out or Path("results") / "runs" / f"frontier-{args.dataset}-{args.preset}")
     if args.render_only:
-        for path in write_frontier([out], out):
+        over = countermeasures.expand(args.countermeasures) if args.countermeasures else None
+        for path in write_frontier([out], out, over):
             print(path)
         return 0
     names = expand_methods(args.methods)
@@ -116,7 +117,8 @@ def frontier(args: argparse.Namespace) -> int:
         raise ValueError(f"--pilot-images must be at least 10, got {args.pilot_images}")
     reuse = [] if args.recompute else list(published_rows_files())
     try:
-        paths = run_frontier(config, names, countermeasures.expand(args.countermeasures), args.seeds, out,
+        chosen = countermeasures.expand(args.countermeasures or ",".join(FRONTIER_COUNTERMEASURES))
+        paths = run_frontier(config, names, chosen, args.seeds, out,
                              args.targets or list(TARGETS), args.pilot_images, args.jobs,
                              not args.no_progress, reuse)
     except KeyboardInterrupt:

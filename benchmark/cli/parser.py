@@ -211,8 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
                                          "seeds (resumable cells), then accuracy against PSNR as a table and a plot")
     fr.add_argument("--methods", default="all", help="comma list of methods with a strength knob, or 'all' (default; "
                                                      "see `list methods`)")
-    fr.add_argument("--countermeasures", default=",".join(FRONTIER_COUNTERMEASURES),
-                    help=f"comma list or 'all' (default: {','.join(FRONTIER_COUNTERMEASURES)})")
+    fr.add_argument("--countermeasures", default=None,
+                    help=f"comma list or 'all' (default: {','.join(FRONTIER_COUNTERMEASURES)}); with --render-only, the "
+                         "columns `worst` and `mean` are taken over (default: every one in OUT)")
     fr.add_argument("--targets", type=targets, default=None, metavar="DB,DB,...",
                     help="target PSNRs of the ladder (default: 36,32,28,24,20); each method's strength as given is run too")
     fr.add_argument("--pilot-images", type=int, default=256, metavar="N",

@@ -20,14 +20,15 @@ CALIBRATION = "frontier.json"  # the ladders `frontier` calibrated, beside the r
 PER_COLUMN = "acc_"  # prefix of the table's per-countermeasure accuracy columns
 
 
-def frontier_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def frontier_table(rows: list[dict[str, Any]], over: list[str] | None = None) -> pd.DataFrame:
     """One record per method configuration: its knob value, the PSNR/SSIM of its protected sets (mean over seeds),
-    accuracy under `none`, under the worst and on average over the countermeasures, mean and range over seeds (a seed
-    counts only when it has every countermeasure that the folder's rows hold), and accuracy under each countermeasure
-    (`acc_NAME`, mean over the seeds that ran it)."""
+    accuracy under `none`, under the worst and on average over the countermeasures `over` (default: every one the
+    rows hold), mean and range over seeds (a seed counts only when it has all of them), and accuracy under each
+    countermeasure the rows hold (`acc_NAME`, mean over the seeds that ran it)."""
     ok = [r for r in rows if r.get("status") == "ok" and isinstance(r.get("final_acc"), (int, float))]
     column = {id(r): r.get("countermeasure_label") or r["countermeasure"] for r in ok}
     columns = sorted(set(column.values()))
+    over = sorted(set(over)) if over else columns
     by_config: dict[str, dict[int, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
     first: dict[str, dict[str, Any]] = {}
     for r in ok:
@@ -40,7 +41,7 @@ def frontier_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
         cls = methods.get(row["method"]) if row["method"] in methods.names() else None
         param = cls.strength.param if cls is not None and cls.strength is not None else None
         value = (row.get("method_params") or {}).get(param, getattr(cls(), param)) if param else np.nan
-        complete = {s: cells for s, cells in seeds.items() if set(cells) == set(columns)}
+        complete = {s: {c: cells[c] for c in over} for s, cells in seeds.items() if set(over) <= set(cells)}
         worst = [100 * max(c["final_acc"] for c in cells.values()) for cells in complete.values()]
         mean = [100 * np.mean([c["final_acc"] for c in cells.values()]) for cells in complete.values()]
         none = [100 * cells["none"]["final_acc"] for cells in seeds.values() if "none" in cells]
@@ -56,7 +57,7 @@ def frontier_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
             "worst_min": min(worst, default=np.nan), "worst_max": max(worst, default=np.nan),
             "mean": float(np.mean(mean)) if mean else np.nan,
             "mean_min": min(mean, default=np.nan), "mean_max": max(mean, default=np.nan),
-            "seeds": len(complete), "countermeasures": len(columns),
+            "seeds": len(complete), "countermeasures": len(over),
         } | {PER_COLUMN + c: float(np.mean([100 * cells[c]["final_acc"] for cells in seeds.values() if c in cells]))
              if any(c in cells for cells in seeds.values()) else np.nan for c in columns})
     table = pd.DataFrame(records)
@@ -147,8 +148,8 @@ def _markdown(table: pd.DataFrame, title: str, calibration: dict[str, Any] | Non
             pilots += (f"| `{name}` | {entry['param']} (default {entry['default']:g}) | {entry['pilot_images']} | "
                        f"{entry['pilot_psnr']:.1f} | {steps} |\n")
     return (f"# Frontier: {title}\n\nClean test accuracy (%) of victims trained on each protected set; lower protects "
-            "more. `worst` is the highest accuracy over the countermeasures a seed ran (the defender's best), `mean` "
-            "their average; a seed counts only with every countermeasure. Rendered from the folder's rows by "
+            "more. `worst` is the highest accuracy over the countermeasures in the title (the defender's best), `mean` "
+            "their average; a seed counts only with all of them. Rendered from the folder's rows by "
             "`python -m benchmark frontier`.\n\n![frontier](frontier.png)\n\n## Worst case at matched PSNR\n\n"
             "Read off each method's curve, linearly between its two ladder points around the PSNR (`–`: outside the "
             "range its ladder reached).\n\n"
@@ -159,18 +160,20 @@ def _markdown(table: pd.DataFrame, title: str, calibration: dict[str, Any] | Non
             + "\n\n## Every configuration\n\n" + "\n".join(lines) + "\n" + pilots)
 
 
-def write_frontier(run_dirs: list[str | os.PathLike], out: str | os.PathLike) -> list[Path]:
-    """OUT/frontier.{csv,md,png} from the rows of the run folders (with OUT/frontier.json's calibration if any)."""
+def write_frontier(run_dirs: list[str | os.PathLike], out: str | os.PathLike, over: list[str] | None = None) -> list[Path]:
+    """OUT/frontier.{csv,md,png} from the rows of the run folders (with OUT/frontier.json's calibration if any);
+    `worst` and `mean` over the countermeasures `over` (default: every one the rows hold)."""
     rows = [r for r in read_rows(run_dirs) if isinstance(r, dict)]
-    table = frontier_table(rows)
+    table = frontier_table(rows, over)
     if table.empty:
         raise ValueError(f"no finished (status ok) rows in {', '.join(map(str, run_dirs))}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     some = next(r for r in rows if r.get("status") == "ok")
     seeds = sorted({r["seed"] for r in rows if r.get("status") == "ok"})
+    shown = ", ".join(over) if over else f"{int(table['countermeasures'].max())} countermeasures"
     title = (f"{some['dataset']} · preset {some['preset']} · victim {some['model']} · seeds "
-             f"{','.join(map(str, seeds))} · {int(table['countermeasures'].max())} countermeasures")
+             f"{','.join(map(str, seeds))} · worst of {shown}")
     calibration_path = out / CALIBRATION
     calibration = json.loads(calibration_path.read_text()) if calibration_path.is_file() else None
     paths = [out / "frontier.csv", out / "frontier.md", out / "frontier.png"]

@@ -152,4 +152,4 @@ def run_frontier(config: GridConfig, names: list[str], countermeasure_names: lis
     for k, (grid_config, chosen) in enumerate(ladder_configs(config, calibration, names)):
         grid = (["clean"] if k == 0 and with_clean else []) + chosen
         run_grid(grid, countermeasure_names, seeds, out, grid_config, jobs, show_progress, reuse=reuse)
-    return write_frontier([out], out)
+    return write_frontier([out], out, countermeasure_names)
