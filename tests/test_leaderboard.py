@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.report.leaderboard import build_leaderboards, write_leaderboard
+from benchmark.report.leaderboard import build_leaderboards
+from benchmark.report.tables import write_leaderboard
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "results" / "leaderboards"
 PUBLISHED_ROWS = [PUBLISHED / f"cifar10-quick.seed{seed}.jsonl" for seed in range(3)]  # the quick table, a file a seed

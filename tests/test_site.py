@@ -21,7 +21,7 @@ from PIL import Image
 
 from benchmark.cli import main
 from benchmark.report.gallery import GALLERY_DIR, gallery_name, write_gallery
-from benchmark.report.leaderboard import write_leaderboard
+from benchmark.report.tables import write_leaderboard
 from benchmark.report.site import curve_svg, write_site
 from tests.test_leaderboard import PUBLISHED, PUBLISHED_ROWS, _row
 

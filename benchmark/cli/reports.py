@@ -7,7 +7,7 @@ from pathlib import Path
 
 def leaderboard(args: argparse.Namespace) -> int:
     """`leaderboard`: tables and heatmaps from run folders."""
-    from ..report.leaderboard import write_leaderboard
+    from ..report.tables import write_leaderboard
 
     first = Path(args.run_dirs[0])
     out = args.out or (first.parent if first.is_file() else first)

@@ -107,9 +107,7 @@ def run_grid(
     id) is found in `reuse` (run folders or rows files), copied into OUT first. One run per folder at a time.
     Cells run here and in `jobs` processes, or with `ray_options` as a Ray task graph (benchmark/engine/ray_executor.py).
     With `show_progress`: a plan with an ETA first, then a bar on a terminal or one line per finished item."""
-    from ..report.leaderboard import (
-        write_leaderboard,  # pandas and matplotlib: the driver's only
-    )
+    from ..report.tables import write_leaderboard  # pandas and matplotlib: the driver's only
 
     run_dir = Path(out)
     if ray_options is not None:
@@ -165,7 +163,7 @@ def run_grid(
 def render_quietly(run_dir: Path) -> None:
     """Re-render OUT/leaderboard.* on the way out of an interrupted grid; a failure there only warns, so the
     interruption's own message is not hidden."""
-    from ..report.leaderboard import write_leaderboard
+    from ..report.tables import write_leaderboard
 
     try:
         with warnings.catch_warnings():

@@ -12,15 +12,7 @@ from typing import Any
 import pandas as pd
 
 from ..store.rows import read_rows
-from .agreement import (
-    MIN_DAMAGE,
-    RESTORED,
-    TARGETS,
-    Agreement,
-    ReferenceCell,
-    agreement,
-    share,
-)
+from .agreement import MIN_DAMAGE, RESTORED, TARGETS, Agreement, ReferenceCell, agreement, share
 from .leaderboard import SUMMARY_COLUMNS, Leaderboard, build_leaderboards
 
 REFERENCE_COLUMNS = ("method", "countermeasure", "acc", "source")  # and optionally `params`: "k=v k=v"

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
-from .leaderboard import safe_name
+from .tables import safe_name
 
 GALLERY_DIR = "gallery"  # beside a run's results.jsonl (or a published rows file)
 PANELS = ("clean", "protected", "perturbation")

@@ -25,30 +25,13 @@ import pandas as pd
 from ..presets import plumbing_only
 from ..store.rows import read_rows
 from .agreement import TARGETS, Agreement
-from .frontier import (
-    PER_COLUMN,
-    READ_AT,
-    frontier_table,
-    per_column,
-    plot_frontier,
-    read_at,
-)
+from .frontier import PER_COLUMN, READ_AT, frontier_table, per_column, plot_frontier, read_at
 from .gallery import GALLERY_DIR, gallery_name
 from .leaderboard import (
-    FAILED,
-    MISSING,
-    OK,
-    SUMMARY_COLUMNS,
-    UNSTABLE_MARK,
-    UNSTABLE_SPREAD,
-    Leaderboard,
-    board_stems,
-    build_leaderboards,
-    cell_text,
+    FAILED, MISSING, OK, SUMMARY_COLUMNS, UNSTABLE_MARK, UNSTABLE_SPREAD, Leaderboard, build_leaderboards,
     flat_versions,
-    inside,
-    safe_name,
 )
+from .tables import board_stems, cell_text, inside, safe_name
 from .perceptibility import COLUMNS as MEASURES
 from .perceptibility import HEADERS, measure_text
 
