@@ -89,12 +89,7 @@ def protected_set(
 def save_gallery(run_dir: Path, config: GridConfig, method_name: str, seed: int, set_key: str) -> None:
     """Write RUN/gallery/LABEL-seedS.png of a cached protected set unless it already shows this set (same cache
     key; then the set is not read); a failure only warns."""
-    from ..report.gallery import (  # PIL, pandas: the driver's only
-        GALLERY_DIR,
-        gallery_key,
-        gallery_name,
-        write_gallery,
-    )
+    from ..report.gallery import GALLERY_DIR, gallery_key, gallery_name, write_gallery  # PIL, pandas: the driver's only
 
     try:
         path = run_dir / GALLERY_DIR / gallery_name(plugin_label(config.method(method_name)), seed)
