@@ -79,11 +79,19 @@ def protected_set(
     ctx.surrogate_fn = surrogate
     start = time.perf_counter()
     images = method(train.images, train.labels, ctx)  # checks shape, dtype and budget
-    meta = {"generate_s": time.perf_counter() - start, "perturbation": perturbation_metrics(train.images, images),
-            "notes": ctx.notes, "surrogates": used}
-    config.cache.save("protected", spec, {"images": images}, meta)
+    meta = save_protected_set(config, method_name, seed, images, time.perf_counter() - start, ctx.notes, used)
     return images, {**meta, "cached": False, "budget": str(method.budget(tuple(train.images.shape[1:]))),
                     "key": spec_key(spec)}
+
+
+def save_protected_set(config: GridConfig, method_name: str, seed: int, images: torch.Tensor, seconds: float,
+                       notes: dict[str, Any], surrogates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Cache a freshly made protected set under its key with its generation record, which it returns."""
+    train, _ = load_splits(config.dataset, config.data_root, config.preset)
+    meta = {"generate_s": seconds, "perturbation": perturbation_metrics(train.images, images), "notes": notes,
+            "surrogates": surrogates}
+    config.cache.save("protected", protected_spec(config, method_name, seed), {"images": images}, meta)
+    return meta
 
 
 def save_gallery(run_dir: Path, config: GridConfig, method_name: str, seed: int, set_key: str) -> None:

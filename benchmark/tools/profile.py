@@ -23,13 +23,13 @@ from ..data import load_splits
 from ..engine.cells import Cell
 from ..engine.config import GridConfig
 from ..engine.cost import synchronize
-from ..engine.recipe import make_context, protected_spec, stage_cell, train_cell
+from ..engine.recipe import make_context, protected_spec, save_protected_set, stage_cell, train_cell
 from ..engine.surrogates import forget, surrogate_model, surrogate_spec
 from ..evaluation import evaluate
-from ..identity import device_name, git_state
-from ..metrics import perturbation_metrics
+from ..identity import device_name, git_state, plugin_code
 from ..plugins import Countermeasure
 from ..progress import quiet
+from ..registry import models
 
 MEASURED, RECORDED, CACHED = "measured", "recorded", "cached"  # where a stage's seconds come from
 
@@ -244,10 +244,9 @@ def generate(
     start = now()
     images = method(train.images, train.labels, ctx)
     seconds = max(0.0, now() - start - apart)
-    # saved as the grid saves it, so the countermeasures' cells below read it back (benchmark/engine/recipe.py)
-    config.cache.save("protected", protected_spec(config, name, seed), {"images": images},
-                      {"generate_s": seconds, "perturbation": perturbation_metrics(train.images, images),
-                       "notes": ctx.notes})
+    # saved as the grid saves it, so the countermeasures' cells below read it back
+    save_protected_set(config, name, seed, images, seconds, ctx.notes,
+                       {arch: plugin_code(models.get(arch)) for arch in dict.fromkeys(asked)})
     return images, Timed(seconds)
 
 
