@@ -38,7 +38,7 @@ def ar_runs(cifar_small, tmp_path_factory) -> dict[str, torch.Tensor]:
 
 @pytest.mark.slow
 def test_ar_holds_l2_1_on_the_saved_uint8_output(smoke_config):
-    _, gen = protected_set(smoke_config, "ar", 0)
+    _, gen = protected_set(smoke_config, smoke_config.method("ar"), 0)
     train, _ = load_splits(smoke_config.dataset, smoke_config.data_root, smoke_config.preset)
     saved = torch.load(smoke_config.cache.paths("protected", gen["key"])[0], weights_only=True)["images"]
     assert saved.dtype == torch.uint8 and saved.shape == train.images.shape

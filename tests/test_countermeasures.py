@@ -547,5 +547,5 @@ def test_run_cell_sets_the_countermeasure_up_and_records_its_effective_settings(
 
     temp_plugin(countermeasures, "zz-probe", Probe)
     config = GridConfig(preset="smoke", data_root=data_root, cache_dir=str(tmp_path), device="cpu")
-    row = run_cell(Cell("ops", "zz-probe", 0), config)
+    row = run_cell(Cell("ops", "zz-probe", 0).resolve(config), config)
     assert row["status"] == "ok" and row["identity"]["countermeasure"]["settings"] == {"epochs_seen": 4}

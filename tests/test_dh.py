@@ -156,14 +156,14 @@ def test_dh_8_holds_8_over_255_and_trains_under_the_bound(rows, smoke_config):
     assert dh["perturbation"]["linf"] > 32 / 255  # the unbounded variant is far outside it
     assert dh8["method_notes"]["settings"]["eps"] == 8 and not dh8["method_notes"]["hiding_network"]["cached"]
     assert dh8["method_notes"]["revealed_psnr"] >= REVEALED_PSNR_8  # the secret survives the bound
-    images, _ = protected_set(smoke_config, "dh-8", 0)
+    images, _ = protected_set(smoke_config, smoke_config.method("dh-8"), 0)
     train, _ = load_splits(smoke_config.dataset, smoke_config.data_root, smoke_config.preset)
     check_budget("dh-8", methods.get("dh-8")().budget((3, 32, 32)), train.images, images)
 
 
 def test_lfc_concentrates_the_perturbation_features(rows, smoke_config):
     without = dataclasses.replace(smoke_config, method_args={"dh": {"lfc_weight": "0"}})
-    _, gen = protected_set(without, "dh", 0)
+    _, gen = protected_set(without, without.method("dh"), 0)
     with_lfc = rows["dh"]["method_notes"]["feature_spread"]["within_class"]
     without_lfc = gen["notes"]["feature_spread"]["within_class"]
     assert with_lfc < LFC_SPREAD_RATIO * without_lfc, (with_lfc, without_lfc)

@@ -32,7 +32,7 @@ def _config(smoke_config: GridConfig, name: str, **args: str) -> GridConfig:
 @pytest.mark.parametrize("band, low_share", [("low", (0.9, 1.0)), ("high", (0.0, 0.05)), ("full", (0.5, 0.95))])
 def test_semantic_add_meets_its_psnr_in_its_band(smoke_config, band, low_share):
     config = _config(smoke_config, "semantic-add", band=band, psnr="28")
-    images, _ = protected_set(config, "semantic-add", 0)
+    images, _ = protected_set(config, config.method("semantic-add"), 0)
     clean = load_splits("cifar10", smoke_config.data_root, "smoke")[0].images
     assert abs(perturbation_metrics(clean, images)["psnr"] - 28) < 0.5  # on the saved uint8 set
     assert low_share[0] <= haar_ll_share(images.float() - clean.float()) <= low_share[1]
@@ -77,8 +77,8 @@ def test_robustness_settings_stay_out_of_the_keys_at_their_defaults():
 @pytest.mark.slow
 def test_dh_robust_moves_to_the_coarse_band_and_holds_under_the_median_filter(smoke_config, tmp_path):
     clean = load_splits("cifar10", smoke_config.data_root, "smoke")[0].images.float()
-    plain = protected_set(smoke_config, "dh", 0)[0].float() - clean
-    robust = protected_set(smoke_config, "dh-robust", 0)[0].float() - clean
+    plain = protected_set(smoke_config, smoke_config.method("dh"), 0)[0].float() - clean
+    robust = protected_set(smoke_config, smoke_config.method("dh-robust"), 0)[0].float() - clean
     assert haar_ll_share(robust) > 5 * haar_ll_share(plain)  # measured at smoke: 0.29 against 0.015
     assert run_grid(["clean", "dh", "dh-robust"], ["median_filter"], [0], tmp_path, smoke_config,
                     show_progress=False).failed == 0

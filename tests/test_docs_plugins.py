@@ -42,7 +42,7 @@ def examples():
 def test_the_method_and_countermeasure_examples_run_in_a_cell(examples, tmp_path, data_root):
     config = GridConfig(preset="smoke", data_root=data_root, cache_dir=str(tmp_path), device="cpu",
                         method_args={"class-noise": {"eps": "4"}})
-    row = run_cell(Cell("class-noise", "late-noise", 0), config)
+    row = run_cell(Cell("class-noise", "late-noise", 0).resolve(config), config)
     assert row["status"] == "ok" and row["budget"] == "L∞ ≤ 4/255"
     assert 3.9 / 255 < row["perturbation"]["linf"] <= 4 / 255 + 1e-6
     assert row["identity"]["countermeasure"]["settings"]["last_epochs"] == PRESETS["smoke"].epochs // 2

@@ -24,7 +24,7 @@ def config(smoke_config) -> GridConfig:
 
 
 def _key(config: GridConfig, method: str = "em") -> str:
-    return spec_key(protected_spec(config, method, 0))
+    return spec_key(protected_spec(config, config.method(method), 0))
 
 
 def test_sentinels_are_resolved_so_the_preset_value_spelled_out_is_the_same_set(config, data_root):
@@ -42,19 +42,19 @@ def test_editing_a_schedule_table_makes_a_new_key(config, monkeypatch):
 
 def test_a_preset_field_changes_every_key_but_its_summary_changes_none(config, monkeypatch):
     cell = Cell("ops", "none", 0)
-    before = (_key(config, "ops"), cell.cell_id(config), spec_key(surrogate_spec(config, "tinycnn")))
+    before = (_key(config, "ops"), cell.resolve(config).cell_id, spec_key(surrogate_spec(config, "tinycnn")))
     monkeypatch.setitem(PRESETS, "smoke", dataclasses.replace(PRESETS["smoke"], summary="reworded"))
-    assert (_key(config, "ops"), cell.cell_id(config), spec_key(surrogate_spec(config, "tinycnn"))) == before
+    assert (_key(config, "ops"), cell.resolve(config).cell_id, spec_key(surrogate_spec(config, "tinycnn"))) == before
     monkeypatch.setitem(PRESETS, "smoke", dataclasses.replace(PRESETS["smoke"], epochs=5))
-    after = (_key(config, "ops"), cell.cell_id(config), spec_key(surrogate_spec(config, "tinycnn")))
+    after = (_key(config, "ops"), cell.resolve(config).cell_id, spec_key(surrogate_spec(config, "tinycnn")))
     assert all(a != b for a, b in zip(after, before))
 
 
 def test_a_plugin_version_bump_makes_a_new_key(config, monkeypatch):
-    before = _key(config, "ops"), Cell("ops", "jpeg10", 0).cell_id(config)
+    before = _key(config, "ops"), Cell("ops", "jpeg10", 0).resolve(config).cell_id
     monkeypatch.setattr(methods.get("ops"), "version", "2")
     assert _key(config, "ops") != before[0]
-    assert Cell("ops", "jpeg10", 0).cell_id(config) != before[1]
+    assert Cell("ops", "jpeg10", 0).resolve(config).cell_id != before[1]
 
 
 def test_a_semantic_folder_is_keyed_by_its_files_not_its_path(config, tmp_path):
@@ -69,14 +69,14 @@ def test_a_semantic_folder_is_keyed_by_its_files_not_its_path(config, tmp_path):
 
 
 def test_cell_ids_end_in_a_full_sha256(config):
-    cell_id = Cell("ops", "none", 0).cell_id(config)
+    cell_id = Cell("ops", "none", 0).resolve(config).cell_id
     assert re.fullmatch(r"cifar10/smoke/tinycnn/ops/none/seed0/[0-9a-f]{64}", cell_id)
 
 
 def test_a_countermeasure_parameter_reuses_the_protected_set_but_not_the_cell(config):
-    first = run_cell(Cell("ops", "jpeg10", 0), config)
+    first = run_cell(Cell("ops", "jpeg10", 0).resolve(config), config)
     other = dataclasses.replace(config, countermeasure_args={"jpeg10": {"quality": "20"}})
-    second = run_cell(Cell("ops", "jpeg10", 0), other)
+    second = run_cell(Cell("ops", "jpeg10", 0).resolve(other), other)
     assert second["generation_cached"] and second["cell_id"] != first["cell_id"]
     assert second["method_id"] == first["method_id"] and second["countermeasure_id"] != first["countermeasure_id"]
     assert second["countermeasure_label"] == "jpeg10[quality=20]" and first["countermeasure_label"] == "jpeg10"
@@ -124,14 +124,14 @@ def test_stratified_keeps_the_share_of_every_class():
 def test_a_cached_set_made_by_a_surrogate_whose_code_changed_is_made_again(config, monkeypatch):
     """A surrogate's code is not in the protected set's key (the published sets keep theirs): the set records the
     surrogates it used, and a cached set whose surrogate has changed since is regenerated under the same key."""
-    images, first = protected_set(config, "tap", 0)
+    images, first = protected_set(config, config.method("tap"), 0)
     assert first["surrogates"] == {"tinycnn": {"name": "tinycnn", "version": "1", "distribution": None}}
-    again, second = protected_set(config, "tap", 0)
+    again, second = protected_set(config, config.method("tap"), 0)
     assert second["cached"] and torch.equal(again, images)
     key = _key(config, "tap")
     monkeypatch.setattr(models.get("tinycnn"), "version", "2", raising=False)  # a builder function: "1" unset
     with pytest.warns(UserWarning, match="surrogate code that has changed"):
-        _, third = protected_set(config, "tap", 0)
+        _, third = protected_set(config, config.method("tap"), 0)
     assert not third["cached"] and third["surrogates"]["tinycnn"]["version"] == "2"
     assert _key(config, "tap") == key  # the key is kept; the set under it was replaced
-    assert protected_set(config, "tap", 0)[1]["cached"]
+    assert protected_set(config, config.method("tap"), 0)[1]["cached"]

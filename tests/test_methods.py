@@ -24,7 +24,7 @@ def config(smoke_config) -> GridConfig:
 
 def _saved(config: GridConfig, name: str, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(clean, protected as read back from the cache file, labels)."""
-    _, gen = protected_set(config, name, seed)
+    _, gen = protected_set(config, config.method(name), seed)
     train, _ = load_splits(config.dataset, config.data_root, config.preset)
     saved = torch.load(config.cache.paths("protected", gen["key"])[0], weights_only=True)["images"]
     return train.images, saved, train.labels
@@ -94,7 +94,7 @@ def test_engine_rejects_a_budget_violation(tmp_path, data_root, temp_plugin):
 
     temp_plugin(methods, "cheater", Cheater)
     with pytest.raises(BudgetError, match=r"'cheater' violates its linf budget: measured 12.000/255.*allowed 8.000/255"):
-        protected_set(config, "cheater", 0)
+        protected_set(config, config.method("cheater"), 0)
     assert not list((config.cache.root / "protected").glob("*.pt")), "a violating set is never cached"
 
 

@@ -63,9 +63,9 @@ def test_train_victim_trains_the_named_victim(cifar_small):
 
 def test_the_default_victim_keeps_its_cell_id(data_root):
     config = GridConfig(preset="smoke", data_root=data_root, device="cpu")
-    default = Cell("ops", "none", 0).cell_id(config)
-    assert Cell("ops", "none", 0, model="tinycnn").cell_id(config) == default
-    other = Cell("ops", "none", 0, model="fastcnn").cell_id(config)
+    default = Cell("ops", "none", 0).resolve(config).cell_id
+    assert Cell("ops", "none", 0, model="tinycnn").resolve(config).cell_id == default
+    other = Cell("ops", "none", 0, model="fastcnn").resolve(config).cell_id
     assert other != default and "/fastcnn/ops/none/" in other
 
 

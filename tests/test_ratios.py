@@ -38,7 +38,7 @@ def test_a_ratio_sweep_generates_once_and_renders_a_board_per_ratio(tmp_path, da
 
     config = GridConfig(preset="smoke", data_root=data_root, cache_dir=str(tmp_path / "cache"), device="cpu")
     full = next(r for r in rows if r["poison_ratio"] == 1.0 and r["method"] == "ops" and r["countermeasure"] == "none")
-    assert full["cell_id"] == Cell("ops", "none", 0).cell_id(config), "ratio 1 keeps the identity of the full protocol"
+    assert full["cell_id"] == Cell("ops", "none", 0).resolve(config).cell_id, "ratio 1 keeps the identity of the full protocol"
     assert "poison" not in full["identity"] and full["poisoned"] == 1000
 
     out = tmp_path / "run"

@@ -12,7 +12,8 @@ from countermeasures.training import OrthogonalProjection
 
 
 def test_a_staged_cell_protects_exactly_its_ratio_of_images(smoke_config):
-    full, half = stage_cell(Cell("ops", "none", 0), smoke_config), stage_cell(Cell("ops", "none", 0, 0.5), smoke_config)
+    full = stage_cell(Cell("ops", "none", 0).resolve(smoke_config), smoke_config)
+    half = stage_cell(Cell("ops", "none", 0, 0.5).resolve(smoke_config), smoke_config)
     clean = half.train.images
     assert torch.equal(full.images, full.generated) and full.poisoned == len(clean)
     changed = (full.generated != clean).flatten(1).any(1)
@@ -28,7 +29,7 @@ def test_costly_preprocessing_is_cached_and_timed_fresh_on_request(smoke_config,
     real = OrthogonalProjection.run_preprocess
     monkeypatch.setattr(OrthogonalProjection, "run_preprocess",
                         lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
-    cell = Cell("lsp", "ortho_projection", 0)
+    cell = Cell("lsp", "ortho_projection", 0).resolve(smoke_config)
     first = stage_cell(cell, smoke_config)
     again = stage_cell(cell, smoke_config)
     assert len(calls) == 1 and torch.equal(first.images, again.images)
@@ -41,7 +42,7 @@ def test_costly_preprocessing_is_cached_and_timed_fresh_on_request(smoke_config,
 def test_trace_trains_the_cell_that_run_trains(smoke_config, ratio):
     """At the preset's own schedule a trace ends where the grid's cell ends, to the digit: one recipe, at a poison
     ratio too (whose images differ from the full set's: the first test)."""
-    cell = Cell("ops", "grayscale", 0, ratio)
+    cell = Cell("ops", "grayscale", 0, ratio).resolve(smoke_config)
     preset = smoke_config.preset_obj
     row = run_cell(cell, smoke_config)
     trace = trace_cell(smoke_config, cell, preset.epochs, preset.eval_every)

@@ -226,15 +226,15 @@ def test_failed_rows_carry_the_parameters_that_caused_them(tmp_path, argv, temp_
 
 def test_a_cached_set_that_breaks_its_budget_is_rebuilt(tmp_path, data_root):
     config = GridConfig(preset="smoke", data_root=data_root, cache_dir=str(tmp_path), device="cpu")
-    images, gen = recipe.protected_set(config, "ops", 0)
-    spec = recipe.protected_spec(config, "ops", 0)
+    images, gen = recipe.protected_set(config, config.method("ops"), 0)
+    spec = recipe.protected_spec(config, config.method("ops"), 0)
     tampered = images.clone()
     tampered[:, :, :2] = 0  # two rows of pixels: far beyond OPS's one pixel
     config.cache.save("protected", spec, {"images": tampered}, {"generate_s": 0.0, "perturbation": {}, "notes": {}})
     with pytest.warns(UserWarning, match="'ops' .* is unusable .*violates its l0 budget.*regenerating"):
-        again, gen2 = recipe.protected_set(config, "ops", 0)
+        again, gen2 = recipe.protected_set(config, config.method("ops"), 0)
     assert torch.equal(again, images) and not gen2["cached"]
-    assert torch.equal(recipe.protected_set(config, "ops", 0)[0], images)
+    assert torch.equal(recipe.protected_set(config, config.method("ops"), 0)[0], images)
 
 
 @pytest.mark.slow

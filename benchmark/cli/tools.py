@@ -19,11 +19,12 @@ def export(args: argparse.Namespace) -> int:
 
     config = GridConfig(dataset=args.dataset, preset=args.preset, data_root=args.data_root, cache_dir=args.cache_dir,
                         device=args.device, method_args=parse_plugin_args(args.method_args, methods, "--method-args"))
-    images, gen = protected_set(config, args.method, args.seed)
+    method = config.method(args.method)
+    images, gen = protected_set(config, method, args.seed)
     train, _ = load_splits(config.dataset, config.data_root, config.preset)
     path = export(images, train.labels, split_positions(config.dataset, config.data_root, config.preset), args.out)
     stats = ", ".join(f"{k} {v:.4g}" for k, v in gen["perturbation"].items() if isinstance(v, (int, float)))
-    print(f"{len(images)} images of {config.method(args.method).name} ({gen['budget']}; {stats}) written to {path}")
+    print(f"{len(images)} images of {method.name} ({gen['budget']}; {stats}) written to {path}")
     return 0
 
 
@@ -43,11 +44,11 @@ def show(args: argparse.Namespace) -> int:
         methods.get(args.method)  # an unknown name lists the valid ones before any data is read
     config = GridConfig(dataset=args.dataset, preset=args.preset, data_root=args.data_root, cache_dir=args.cache_dir,
                         device=args.device, method_args=parse_plugin_args(args.method_args, methods, "--method-args"))
-    images, gen = protected_set(config, args.method, args.seed)
+    method = config.method(args.method)
+    images, gen = protected_set(config, method, args.seed)
     train, _ = load_splits(config.dataset, config.data_root, config.preset)
     path = write_gallery(args.out, train.images, images, train.labels, train.classes, args.per_class, set_key=gen["key"])
     source = "from the cache" if gen["cached"] else f"generated in {gen['generate_s']:.0f} s and cached"
-    method = config.method(args.method)
     print(f"gallery of {plugin_label(method)} ({gen['budget']}; set {source}) written to {path}")
     settings = effective_settings(method, config.preset_obj)
     if settings:
@@ -84,8 +85,9 @@ def bands(args: argparse.Namespace) -> int:
     cleaned = [cm.preprocess(clean, labels, ctx).float() for cm in built]  # once, not once per method
     table, probes = [], []
     for name in names:
-        protected = protected_set(config, name, args.seed)[0][: args.images]
-        label = plugin_label(config.method(name))
+        method = config.method(name)
+        protected = protected_set(config, method, args.seed)[0][: args.images]
+        label = plugin_label(method)
         delta = protected.float() - clean.float()
         left = [cm.preprocess(protected, labels, ctx).float() - after for cm, after in zip(built, cleaned)]
         table.append([label, haar_ll_share(delta), *(energy_share(x, delta) for x in left)])
@@ -117,8 +119,8 @@ def trace(args: argparse.Namespace) -> int:
     methods.get(args.method)
     countermeasures.get(args.countermeasure)
     with torch_threads(task_threads(config.torch_device, 1)):  # as the grid's cell ran
-        result = trace_cell(config, Cell(args.method, args.countermeasure, args.seed), args.epochs, args.eval_every,
-                            victim_seed=args.victim_seed)
+        result = trace_cell(config, Cell(args.method, args.countermeasure, args.seed).resolve(config), args.epochs,
+                            args.eval_every, victim_seed=args.victim_seed)
     keys = ["epoch", "test_acc", "protected_acc", "planted_rate", "baseline_rate"]
     print(f"{result['cell_id']} for {args.epochs} epochs ({result['seconds']:.0f} s); planted: perturbation "
           f"{'pixels copied' if result['planting'] == 'copy' else 'added'} from class y+1")

@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Any, Callable
 from tqdm.auto import tqdm
 
 from ..data import full_split, load_dataset
-from ..identity import plugin_identity
 from ..imported import PREFIX, place
 from ..progress import GridProgress, quiet
 from ..registry import countermeasures, methods, models
 from ..store.rows import RunLock, carry_rows, finished_ids
 from . import local
-from .cells import Cell, expand_cells
+from .cells import ResolvedCell, expand_cells, resolve_cells
 from .config import GridConfig
 from .log import GridLog
 from .plan import estimate, plan_text
@@ -51,8 +50,9 @@ def check_writable(folder: Path, what: str) -> None:
 def preflight(
     method_names: list[str], countermeasure_names: list[str], seeds: list[int], run_dir: Path, config: GridConfig, jobs: int,
     ratios: list[float] = (1.0,), victims: list[str | None] = (None,),
-) -> list[Cell]:
-    """Check everything a grid needs before any work, raising a clear error; returns its cells."""
+) -> list[ResolvedCell]:
+    """Check everything a grid needs before any work, raising a clear error; returns its cells resolved (each plugin
+    built once with its arguments, every identity and id computed: a setting no preset can give fails here)."""
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
     for what, names, registry in (("methods", method_names, methods), ("countermeasures", countermeasure_names, countermeasures)):
@@ -73,16 +73,12 @@ def preflight(
         load_dataset(config.dataset, train, config.data_root, download=config.download)
     check_writable(run_dir, "output folder")
     check_writable(config.cache.root, "cache folder")
-    cells = expand_cells(method_names, countermeasure_names, seeds, list(ratios), list(victims))
-    for name in countermeasure_names:  # settings that a preset cannot give (e.g. no table entry) fail here
-        plugin_identity(config.countermeasure(name), config.preset_obj)
+    cells = resolve_cells(expand_cells(method_names, countermeasure_names, seeds, list(ratios), list(victims)), config)
     named: dict[str, str] = {}
-    for name in method_names:
-        shown = config.method(name).name
-        if shown in named:  # an imported set is named by its file's stem
-            raise ValueError(f"{name} and {named[shown]} would both be method {shown!r}; rename the file")
-        named[shown] = name
-        plugin_identity(config.method(name), config.preset_obj)
+    for name, method in {c.cell.method: c.method for c in cells}.items():
+        if method.name in named:  # an imported set is named by its file's stem
+            raise ValueError(f"{name} and {named[method.name]} would both be method {method.name!r}; rename the file")
+        named[method.name] = name
         if name.startswith(PREFIX):  # an imported set is read and checked against the split now
             split = full_split(config.dataset, True, config.data_root)
             place(name[len(PREFIX):], split.images, split.labels)
@@ -120,16 +116,16 @@ def run_grid(
     with RunLock(run_dir), ExitStack() as stack:
         done = finished_ids(run_dir)
         if reuse:
-            carried = carry_rows(reuse, run_dir, {c.cell_id(config) for c in cells} - done)
+            carried = carry_rows(reuse, run_dir, {c.cell_id for c in cells} - done)
             if carried:
                 commits = Counter(str(r.get("git_commit") or "unknown")[:7] for r in carried)
                 print(f"{len(carried)} finished cell(s) taken from earlier rows instead of computed (commit "
                       f"{', '.join(f'{c}: {n}' for c, n in commits.most_common())}; --recompute computes them): "
                       f"{', '.join(sorted({Path(r['carried_from']).name for r in carried}))}", file=sys.stderr)
             done |= {r["cell_id"] for r in carried}
-        pending = [c for c in cells if c.cell_id(config) not in done]
-        sets = sorted({(c.method, c.seed) for c in pending})
-        prepares = sorted({c.countermeasure for c in pending})
+        pending = [c for c in cells if c.cell_id not in done]
+        sets = {c.set_key: c.method for c in sorted(pending, key=lambda c: c.set_key)}
+        prepares = {c.cell.countermeasure: c.countermeasure for c in sorted(pending, key=lambda c: c.cell.countermeasure)}
         if ray_options is not None and pending:
             stack.enter_context(ray_executor.connected(ray_options, config))
         log = GridLog(run_dir)

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..progress import GridProgress
 from ..store.rows import append_row
-from .cells import Cell
+from .cells import ResolvedCell
 from .plan import Plan
 
 
@@ -22,7 +22,7 @@ class GridLog:
     failed: int = 0
     recorded: int = 0  # rows appended by this grid
 
-    def record(self, cell: Cell, row: dict[str, Any], running: int | None = None) -> None:
+    def record(self, cell: ResolvedCell, row: dict[str, Any], running: int | None = None) -> None:
         """Append a cell's row and report it; `running`: how many cells are running or queued, when known."""
         append_row(self.run_dir, row)
         self.recorded += 1

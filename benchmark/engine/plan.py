@@ -8,7 +8,8 @@ from typing import Any
 from ..presets import PLUMBING_ONLY
 from ..progress import clock
 from ..store.cache import spec_key
-from .cells import Cell
+from ..plugins import Countermeasure, Method
+from .cells import ResolvedCell
 from .config import GridConfig
 from .recipe import protected_spec
 
@@ -19,7 +20,7 @@ class Plan:
 
     sets: dict[tuple[str, int], float]
     prepares: dict[str, float]
-    cells: dict[Cell, float]
+    cells: dict[ResolvedCell, float]
     victim_s: dict[str, float]  # one training under `none`, measured where the cells run
     cached: int  # protected sets already in the cache
     # each piece's cost class: a method's sets, a countermeasure's prepare, a countermeasure family on one victim
@@ -42,20 +43,22 @@ class Plan:
         return {name: (kind, seconds, n) for name, (kind, seconds, n) in totals.items()}
 
 
-def estimate(config: GridConfig, pending: list[Cell], sets: list[tuple[str, int]], prepares: list[str]) -> Plan:
+def estimate(config: GridConfig, pending: list[ResolvedCell], sets: dict[tuple[str, int], Method],
+             prepares: dict[str, Countermeasure]) -> Plan:
     """Estimates from the plugins' cost hints and each victim's training time measured on this device."""
     from .cost import measure_model
 
     p = config.preset_obj
-    victims = sorted({c.victim(config) for c in pending} | {p.model})
+    victims = sorted({c.victim for c in pending} | {p.model})
     victim_s = {v: measure_model(v, p, config.torch_device).cell_s for v in victims}
-    cached = {s for s in sets if config.cache.paths("protected", spec_key(protected_spec(config, *s)))[0].exists()}
+    cached = {s for s, method in sets.items()
+              if config.cache.paths("protected", spec_key(protected_spec(config, method, s[1])))[0].exists()}
     classes: dict[Any, str] = {s: f"set:{s[0]}" for s in sets} | {n: f"prepare:{n}" for n in prepares}
-    classes |= {c: f"cell:{config.countermeasure(c.countermeasure).family}/{c.victim(config)}" for c in pending}
+    classes |= {c: f"cell:{c.countermeasure.family}/{c.victim}" for c in pending}
     return Plan(
-        sets={s: 0.0 if s in cached else config.method(s[0]).cost * victim_s[p.model] for s in sets},
-        prepares={n: config.countermeasure(n).prepare_cost * victim_s[p.model] for n in prepares},
-        cells={c: config.countermeasure(c.countermeasure).cost * victim_s[c.victim(config)] for c in pending},
+        sets={s: 0.0 if s in cached else method.cost * victim_s[p.model] for s, method in sets.items()},
+        prepares={n: cm.prepare_cost * victim_s[p.model] for n, cm in prepares.items()},
+        cells={c: c.countermeasure.cost * victim_s[c.victim] for c in pending},
         victim_s=victim_s, cached=len(cached), cost_class=classes,
     )
 

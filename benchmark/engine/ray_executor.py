@@ -20,8 +20,9 @@ import torch
 
 from ..data import resolve_data_root
 from ..heap import keep_freed_memory
+from ..plugins import Countermeasure, Method
 from ..progress import clock
-from .cells import Cell
+from .cells import ResolvedCell
 from .config import ENV_CACHE_DIR, GridConfig
 from .local import CPU_THREADS, make_set, prepare_countermeasure, set_finished
 from .log import GridLog
@@ -156,8 +157,8 @@ def _reads(path: str) -> bool:
     return probe.is_file() and probe.read_text() == probe.name
 
 
-def plan_on_ray(options: RayOptions, config: GridConfig, pending: list[Cell], sets: list[tuple[str, int]],
-                prepares: list[str]) -> tuple[Plan, str]:
+def plan_on_ray(options: RayOptions, config: GridConfig, pending: list[ResolvedCell],
+                sets: dict[tuple[str, int], Method], prepares: dict[str, Countermeasure]) -> tuple[Plan, str]:
     """The grid's estimates, measured by a task like a cell's (on its kind of device, which the driver may
     lack) and spread over the cells the cluster runs at once, with words that say how it runs."""
     ray = require_ray()
@@ -170,19 +171,19 @@ def plan_on_ray(options: RayOptions, config: GridConfig, pending: list[Cell], se
     return plan.spread(slots), f"--executor ray ({slots} cells at a time)"
 
 
-def run_on_ray(pending: list[Cell], sets: list[tuple[str, int]], prepares: list[str], config: GridConfig,
-               options: RayOptions, log: GridLog) -> None:
+def run_on_ray(pending: list[ResolvedCell], sets: dict[tuple[str, int], Method], prepares: dict[str, Countermeasure],
+               config: GridConfig, options: RayOptions, log: GridLog) -> None:
     """Submit every set, prepare and cell task at once (a cell after its set and its prepare) and record each as
     it finishes; on any interruption (Ctrl-C) cancel what has not finished, keeping the rows recorded."""
     ray = require_ray()
     # A CPU-only cell computes on one thread whatever it holds, so that its numbers match a local run's.
     threads = options.cpus_per_cell if options.gpus_per_cell else CPU_THREADS
     set_task, prepare_task, cell_task = (_task(ray, fn, options) for fn in (_protected, _prepare, _cell))
-    set_refs = {s: set_task.remote(config, *s, threads) for s in sets}
-    prepare_refs = {n: prepare_task.remote(config, n, threads) for n in prepares}
+    set_refs = {s: set_task.remote(config, method, s[1], threads) for s, method in sets.items()}
+    prepare_refs = {n: prepare_task.remote(config, cm, threads) for n, cm in prepares.items()}
     waiting: dict[Any, tuple[str, Any]] = {r: ("set", s) for s, r in set_refs.items()}
     waiting |= {r: ("prepare", n) for n, r in prepare_refs.items()}
-    waiting |= {cell_task.remote(c, config, threads, set_refs[(c.method, c.seed)], prepare_refs[c.countermeasure]):
+    waiting |= {cell_task.remote(c, config, threads, set_refs[c.set_key], prepare_refs[c.cell.countermeasure]):
                 ("cell", c) for c in pending}
     ready: set[Any] = set()  # the sets and prepares that finished well
     try:
@@ -196,11 +197,11 @@ def run_on_ray(pending: list[Cell], sets: list[tuple[str, int]], prepares: list[
             if error is None and kind != "cell":
                 ready.add(key)
             if kind == "cell":
-                running = sum(k == "cell" and (c.method, c.seed) in ready and c.countermeasure in ready
+                running = sum(k == "cell" and c.set_key in ready and c.cell.countermeasure in ready
                               for k, c in waiting.values())
                 log.record(key, value if error is None else failed_row(key, config, error), running)
             elif kind == "set":
-                set_finished(log, config, key, value, error)
+                set_finished(log, config, key, sets[key], value, error)
             else:
                 log.prepared(key, f"failed: {type(error).__name__}" if error else f"ready in {clock(value)}",
                              None if error else value)
@@ -234,28 +235,28 @@ def _compute_here(threads: int) -> None:
     keep_freed_memory()
 
 
-def _measured(threads: int, config: GridConfig, pending: list[Cell], sets: list[tuple[str, int]],
-              prepares: list[str]) -> Plan:
+def _measured(threads: int, config: GridConfig, pending: list[ResolvedCell], sets: dict[tuple[str, int], Method],
+              prepares: dict[str, Countermeasure]) -> Plan:
     """The grid's plan, measured on a worker."""
     _compute_here(threads)
     return estimate(config, pending, sets, prepares)
 
 
-def _protected(config: GridConfig, method_name: str, seed: int, threads: int) -> dict[str, Any]:
+def _protected(config: GridConfig, method: Method, seed: int, threads: int) -> dict[str, Any]:
     """Make one protected set on a worker (or find it in the cache); only its record travels back."""
     _compute_here(threads)
-    return make_set(config, method_name, seed)
+    return make_set(config, method, seed)
 
 
-def _prepare(config: GridConfig, name: str, threads: int) -> float:
+def _prepare(config: GridConfig, countermeasure: Countermeasure, threads: int) -> float:
     """Build on a worker what a countermeasure's cells share (into the cache); returns the seconds it took."""
     _compute_here(threads)
-    return prepare_countermeasure(config, name)
+    return prepare_countermeasure(config, countermeasure)
 
 
-def _cell(cell: Cell, config: GridConfig, threads: int, generated: dict[str, Any], prepared: float) -> dict[str, Any]:
+def _cell(cell: ResolvedCell, config: GridConfig, threads: int, generated: dict[str, Any], prepared: float) -> dict[str, Any]:
     """One cell on a worker: its row, ok or failed. Ray runs it once its set (`generated`, that task's record)
     and its countermeasure's prepare (`prepared`, waited for only) have finished well."""
     _compute_here(threads)
-    fresh = frozenset() if generated["cached"] else frozenset({(cell.method, cell.seed)})
+    fresh = frozenset() if generated["cached"] else frozenset({cell.set_key})
     return run_task((cell, config, fresh))

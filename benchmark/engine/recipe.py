@@ -15,7 +15,7 @@ from ..budget import BudgetError
 from ..data import ImageSet, full_split, heldout_split, load_splits, poison_mask, split_positions
 from ..identity import device_name, digest, git_state, library_versions, machine, plugin_code, plugin_label
 from ..metrics import perturbation_metrics
-from ..plugins import Context, Countermeasure
+from ..plugins import Context, Countermeasure, Method
 from ..presets import Preset, preset_label
 from ..progress import quiet
 from ..registry import models
@@ -23,7 +23,7 @@ from ..store.cache import spec_key
 from ..store.keys import POISON_SELECTION_SEED, preprocessed_key, protected_key
 from ..store.row import Row
 from ..training import Regime, TrainResult, train_victim
-from .cells import Cell
+from .cells import ResolvedCell
 from .config import GridConfig
 from .surrogates import surrogate_model
 
@@ -44,19 +44,18 @@ def _as_pair(data: ImageSet) -> tuple[torch.Tensor, torch.Tensor]:
     return data.images, data.labels
 
 
-def protected_spec(config: GridConfig, method_name: str, seed: int) -> dict[str, Any]:
+def protected_spec(config: GridConfig, method: Method, seed: int) -> dict[str, Any]:
     """The cache key of a method's protected set in this grid."""
-    return protected_key(config.parts, config.method(method_name), seed)
+    return protected_key(config.parts, method, seed)
 
 
 def protected_set(
-    config: GridConfig, method_name: str, seed: int, progress: Callable[..., Any] = quiet
+    config: GridConfig, method: Method, seed: int, progress: Callable[..., Any] = quiet
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """The method's protected training set (from the cache when valid) and its generation record; a cached set
     that breaks the method's budget, or that a surrogate made whose code has changed since, is regenerated."""
     train, _ = load_splits(config.dataset, config.data_root, config.preset)
-    method = config.method(method_name)
-    spec = protected_spec(config, method_name, seed)
+    spec = protected_spec(config, method, seed)
     hit = config.cache.load("protected", spec)
     if hit is not None:
         try:
@@ -67,7 +66,7 @@ def protected_set(
             return images, {**meta, "cached": True, "budget": str(method.budget(tuple(train.images.shape[1:]))),
                             "key": spec_key(spec)}
         except (BudgetError, TypeError, KeyError, ValueError) as exc:
-            warnings.warn(f"cached protected set of {method_name!r} (seed {seed}) is unusable ({exc}); regenerating")
+            warnings.warn(f"cached protected set of {method.name!r} (seed {seed}) is unusable ({exc}); regenerating")
     ctx = make_context(config, seed, train.num_classes, progress)
     used: dict[str, dict[str, Any]] = {}
     fit = ctx.surrogate_fn
@@ -79,50 +78,49 @@ def protected_set(
     ctx.surrogate_fn = surrogate
     start = time.perf_counter()
     images = method(train.images, train.labels, ctx)  # checks shape, dtype and budget
-    meta = save_protected_set(config, method_name, seed, images, time.perf_counter() - start, ctx.notes, used)
+    meta = save_protected_set(config, method, seed, images, time.perf_counter() - start, ctx.notes, used)
     return images, {**meta, "cached": False, "budget": str(method.budget(tuple(train.images.shape[1:]))),
                     "key": spec_key(spec)}
 
 
-def save_protected_set(config: GridConfig, method_name: str, seed: int, images: torch.Tensor, seconds: float,
+def save_protected_set(config: GridConfig, method: Method, seed: int, images: torch.Tensor, seconds: float,
                        notes: dict[str, Any], surrogates: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Cache a freshly made protected set under its key with its generation record, which it returns."""
     train, _ = load_splits(config.dataset, config.data_root, config.preset)
     meta = {"generate_s": seconds, "perturbation": perturbation_metrics(train.images, images), "notes": notes,
             "surrogates": surrogates}
-    config.cache.save("protected", protected_spec(config, method_name, seed), {"images": images}, meta)
+    config.cache.save("protected", protected_spec(config, method, seed), {"images": images}, meta)
     return meta
 
 
-def save_gallery(run_dir: Path, config: GridConfig, method_name: str, seed: int, set_key: str) -> None:
+def save_gallery(run_dir: Path, config: GridConfig, method: Method, seed: int, set_key: str) -> None:
     """Write RUN/gallery/LABEL-seedS.png of a cached protected set unless it already shows this set (same cache
     key; then the set is not read); a failure only warns."""
     from ..report.gallery import GALLERY_DIR, gallery_key, gallery_name, write_gallery  # PIL, pandas: the driver's only
 
     try:
-        path = run_dir / GALLERY_DIR / gallery_name(plugin_label(config.method(method_name)), seed)
+        path = run_dir / GALLERY_DIR / gallery_name(plugin_label(method), seed)
         if gallery_key(path) == set_key:
             return
-        hit = config.cache.load("protected", protected_spec(config, method_name, seed))
+        hit = config.cache.load("protected", protected_spec(config, method, seed))
         if hit is not None:
             train, _ = load_splits(config.dataset, config.data_root, config.preset)
             write_gallery(path, train.images, hit[0]["images"], train.labels, train.classes, set_key=set_key)
     except Exception as exc:  # a picture is never worth a cell
-        warnings.warn(f"gallery of {method_name!r} (seed {seed}) not written: {type(exc).__name__}: {exc}")
+        warnings.warn(f"gallery of {method.name!r} (seed {seed}) not written: {type(exc).__name__}: {exc}")
 
 
-def _cell_fields(cell: Cell, config: GridConfig) -> dict[str, Any]:
+def _cell_fields(resolved: ResolvedCell, config: GridConfig) -> dict[str, Any]:
     """A row's identity and provenance fields."""
     p = config.preset_obj
-    method, cm = config.method(cell.method), config.countermeasure(cell.countermeasure)
-    identity = cell.identity(config)
+    cell, method, cm, identity = resolved.cell, resolved.method, resolved.countermeasure, resolved.identity
     commit, dirty = git_state()
     device = config.torch_device
     return {
-        "cell_id": cell.cell_id(config, identity),
+        "cell_id": resolved.cell_id,
         "config_id": digest({k: v for k, v in identity.items() if k != "seed"}),
         "dataset": config.dataset, "preset": preset_label(p), "preset_id": digest(identity["preset"]),
-        "model": cell.victim(config),
+        "model": resolved.victim,
         "seed": cell.seed, "poison_ratio": cell.poison_ratio, "identity": identity,
         "method": method.name, "method_id": digest(identity["method"]), "method_label": plugin_label(method),
         "method_params": method.params(),
@@ -130,11 +128,11 @@ def _cell_fields(cell: Cell, config: GridConfig) -> dict[str, Any]:
         "countermeasure_label": plugin_label(cm), "countermeasure_params": cm.params(),
         "device": str(device), "device_name": device_name(device), "threads": torch.get_num_threads(),
         "machine": machine(),
-        "git_commit": commit, "git_dirty": dirty, "versions": {**library_versions(), "plugins": plugins_of(cell, config)},
+        "git_commit": commit, "git_dirty": dirty, "versions": {**library_versions(), "plugins": plugins_of(resolved)},
     }
 
 
-def plugins_of(cell: Cell, config: GridConfig) -> dict[str, dict[str, str]]:
+def plugins_of(resolved: ResolvedCell) -> dict[str, dict[str, str]]:
     """The version (and distribution, for an entry-point plugin) of each plugin that made the cell, per kind: what
     else is installed does not make its number."""
 
@@ -143,16 +141,15 @@ def plugins_of(cell: Cell, config: GridConfig) -> dict[str, dict[str, str]]:
         dist = code["distribution"]
         return {code["name"]: code["version"] + (f" ({dist['name']} {dist['version']})" if dist else "")}
 
-    return {"method": describe(config.method(cell.method)),
-            "countermeasure": describe(config.countermeasure(cell.countermeasure)),
-            "model": describe(models.get(cell.victim(config)))}
+    return {"method": describe(resolved.method), "countermeasure": describe(resolved.countermeasure),
+            "model": describe(models.get(resolved.victim))}
 
 
 @dataclass
 class StagedCell:
     """A cell made ready for its victim: the images it trains on and everything that made them."""
 
-    cell: Cell
+    cell: ResolvedCell
     train: ImageSet
     test: ImageSet
     generated: torch.Tensor  # the method's whole protected set
@@ -164,18 +161,19 @@ class StagedCell:
     preprocess_s: float
 
 
-def stage_cell(cell: Cell, config: GridConfig, progress: Callable[..., Any] = quiet,
+def stage_cell(resolved: ResolvedCell, config: GridConfig, progress: Callable[..., Any] = quiet,
                cache_preprocess: bool = True) -> StagedCell:
     """Everything of a cell before its victim's training: the protected set (cached), mixed with clean images at the
     cell's poison ratio, the countermeasure set up and its pre-processing applied (cached when it says so, unless
     `cache_preprocess` is off, e.g. to time it)."""
+    cell = resolved.cell
     train, test = load_splits(config.dataset, config.data_root, config.preset)
-    generated, gen = protected_set(config, cell.method, cell.seed, progress)
+    generated, gen = protected_set(config, resolved.method, cell.seed, progress)
     images, poisoned = generated, len(generated)
     if cell.poison_ratio != 1.0:  # generated once for the whole set; the ratio only selects its images
         mask = poison_mask(train.labels, train.num_classes, cell.poison_ratio, POISON_SELECTION_SEED)
         images, poisoned = torch.where(mask[:, None, None, None], generated, train.images), int(mask.sum())
-    cm = config.countermeasure(cell.countermeasure)
+    cm = resolved.fresh_countermeasure()
     ctx = make_context(config, cell.seed, train.num_classes, progress)
     cm.setup(ctx)
     start = time.perf_counter()
@@ -188,7 +186,7 @@ def stage_cell(cell: Cell, config: GridConfig, progress: Callable[..., Any] = qu
         images = tensors["images"]
     else:
         images = cm.run_preprocess(images, train.labels, ctx)
-    return StagedCell(cell, train, test, generated, gen, images, poisoned, cm, ctx, time.perf_counter() - start)
+    return StagedCell(resolved, train, test, generated, gen, images, poisoned, cm, ctx, time.perf_counter() - start)
 
 
 def train_cell(staged: StagedCell, config: GridConfig, progress: Callable[..., Any] = quiet, *,
@@ -197,16 +195,16 @@ def train_cell(staged: StagedCell, config: GridConfig, progress: Callable[..., A
     """The staged cell's victim trained and evaluated: the preset's recipe and the cell's seed unless a tool gives
     its own `schedule` (epochs, evaluations), `victim_seed`, training `regime` (the countermeasure, wrapped) or
     `on_eval` hook."""
-    cell, seed = staged.cell, staged.cell.seed if victim_seed is None else victim_seed
+    seed = staged.cell.cell.seed if victim_seed is None else victim_seed
     return train_victim(
         staged.images, staged.train.labels, staged.test.images, staged.test.labels, staged.train.num_classes,
         schedule or config.preset_obj, regime or staged.countermeasure, seed, staged.context.device, progress,
-        victim=cell.victim(config), on_eval=on_eval,
+        victim=staged.cell.victim, on_eval=on_eval,
     )
 
 
 def run_cell(
-    cell: Cell, config: GridConfig, progress: Callable[..., Any] = quiet, fresh: frozenset = frozenset()
+    cell: ResolvedCell, config: GridConfig, progress: Callable[..., Any] = quiet, fresh: frozenset = frozenset()
 ) -> dict[str, Any]:
     """Train and evaluate one cell; returns its result row (raises on failure). `fresh` holds the
     (method, seed) sets this run generated, which are not 'cached' for its cells."""
@@ -229,7 +227,7 @@ def run_cell(
         perturbation=gen["perturbation"],
         budget=gen["budget"],
         method_notes=gen.get("notes", {}),
-        generation_cached=gen["cached"] and (cell.method, cell.seed) not in fresh,
+        generation_cached=gen["cached"] and cell.set_key not in fresh,
         countermeasure_family=cm.family,
         countermeasure_stages=cm.stages(),
         poisoned=staged.poisoned,
@@ -241,7 +239,7 @@ def run_cell(
     ).as_dict()
 
 
-def failed_row(cell: Cell, config: GridConfig, exc: BaseException) -> dict[str, Any]:
+def failed_row(cell: ResolvedCell, config: GridConfig, exc: BaseException) -> dict[str, Any]:
     """The row of a cell that raised: its identity, parameters and provenance, status `failed` and the error."""
     return Row(
         **_cell_fields(cell, config),
@@ -252,7 +250,7 @@ def failed_row(cell: Cell, config: GridConfig, exc: BaseException) -> dict[str, 
     ).as_dict()
 
 
-def run_task(task: tuple[Cell, GridConfig, frozenset], progress: Callable[..., Any] = quiet) -> dict[str, Any]:
+def run_task(task: tuple[ResolvedCell, GridConfig, frozenset], progress: Callable[..., Any] = quiet) -> dict[str, Any]:
     """One cell: its row, ok or failed."""
     cell, config, fresh = task
     try:

@@ -22,11 +22,11 @@ def superseded(rows: list[dict[str, Any]], data_root: str | None = None) -> list
             config = GridConfig(dataset=row["dataset"], preset=row["preset"], data_root=data_root, device="cpu",
                                 method_args={row["method"]: _args(row.get("method_params"))},
                                 countermeasure_args={row["countermeasure"]: _args(row.get("countermeasure_params"))})
-            cell = Cell(row["method"], row["countermeasure"], row["seed"], row.get("poison_ratio", 1.0), row["model"])
-            identity = cell.identity(config)
-            if cell.cell_id(config, identity) == row["cell_id"]:
+            cell = Cell(row["method"], row["countermeasure"], row["seed"], row.get("poison_ratio", 1.0),
+                        row["model"]).resolve(config)
+            if cell.cell_id == row["cell_id"]:
                 continue
-            before, now = flatten(row.get("identity") or {}), flatten(identity)
+            before, now = flatten(row.get("identity") or {}), flatten(cell.identity)
             differs = {k: (before.get(k), now.get(k)) for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)}
         except (KeyError, ValueError, TypeError) as exc:
             differs = {"cannot rebuild": (str(exc), None)}

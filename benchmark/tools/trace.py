@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..engine.cells import Cell
+from ..engine.cells import ResolvedCell
 from ..engine.config import GridConfig
 from ..engine.recipe import stage_cell, train_cell
 from ..evaluation import evaluate
@@ -38,7 +38,7 @@ def planted_images(
 
 
 def trace_cell(
-    config: GridConfig, cell: Cell, epochs: int, eval_every: int, progress: Callable[..., Any] = quiet,
+    config: GridConfig, cell: ResolvedCell, epochs: int, eval_every: int, progress: Callable[..., Any] = quiet,
     victim_seed: int | None = None,
 ) -> dict[str, Any]:
     """Train `cell`'s victim for `epochs` (the preset's recipe otherwise, its lr schedule stretched over them) and
@@ -49,9 +49,9 @@ def trace_cell(
         raise ValueError(f"epochs and eval_every must be ≥ 1, got {epochs}, {eval_every}")
     staged = stage_cell(cell, config, progress)
     train, test, trained_on, device = staged.train, staged.test, staged.images, staged.context.device
-    sparse = config.method(cell.method).budget(tuple(train.images.shape[1:])).norm == "l0"
+    sparse = cell.method.budget(tuple(train.images.shape[1:])).norm == "l0"
     planted, target = planted_images(test.images, test.labels, train.images, staged.generated, train.labels,
-                                     train.num_classes, sparse, generator(cell.seed, "trace/plant"))
+                                     train.num_classes, sparse, generator(cell.cell.seed, "trace/plant"))
     points: list[dict[str, float]] = []
 
     def measure(epoch: int, model: torch.nn.Module) -> None:
@@ -68,8 +68,8 @@ def trace_cell(
         point["test_acc"] = acc
     commit, dirty = git_state()
     return {
-        "cell_id": cell.cell_id(config), "epochs": epochs, "eval_every": eval_every, "planting": "copy" if sparse else "add",
-        "protected_set": staged.generation["key"], "victim_seed": cell.seed if victim_seed is None else victim_seed,
+        "cell_id": cell.cell_id, "epochs": epochs, "eval_every": eval_every, "planting": "copy" if sparse else "add",
+        "protected_set": staged.generation["key"], "victim_seed": cell.cell.seed if victim_seed is None else victim_seed,
         "seconds": result.seconds, "threads": torch.get_num_threads(),
         "git_commit": commit, "git_dirty": dirty, "points": points,
     }
