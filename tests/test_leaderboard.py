@@ -48,11 +48,13 @@ def test_seed_mean_std_worst_and_mean_in_registry_order():
         warnings.simplefilter("error")  # one commit, one set of versions: nothing to warn about
         (board,) = build_leaderboards(rows)
     assert list(board.mean.index) == ["clean", "ops"]
-    assert list(board.mean.columns) == ["none", "grayscale", "jpeg10", "worst", "mean"]
+    assert list(board.mean.columns) == ["none", "grayscale", "jpeg10"]  # the summaries are a table of their own
+    assert list(board.summary.columns) == ["worst", "mean"] and list(board.table.columns)[-2:] == ["worst", "mean"]
     assert board.mean.loc["ops", "grayscale"] == pytest.approx(30.0)
     assert board.std.loc["ops", "grayscale"] == pytest.approx(10.0)
     assert board.mean.loc["ops", "jpeg10"] == pytest.approx(30.0)
-    assert board.mean.loc["ops", "worst"] == pytest.approx(30.0) and board.mean.loc["ops", "mean"] == pytest.approx(70 / 3)
+    assert board.summary.loc["ops", "worst"] == pytest.approx(30.0)
+    assert board.summary.loc["ops", "mean"] == pytest.approx(70 / 3)
     assert board.seeds.loc["ops", "none"] == 2 and board.seeds.loc["clean", "none"] == 1
     assert not board.incomplete.any() and board.provenance == []
     assert board.title.endswith("· 1–2 seeds")
@@ -105,7 +107,7 @@ def test_a_failed_cell_is_shown_as_failed_and_its_worst_is_only_a_lower_bound(tm
     assert board.status.loc["em", "adv_train"] == "failed" and board.status.loc["em", "jpeg10"] == "failed"
     assert board.status.loc["clean", "grayscale"] == "missing"
     assert board.incomplete.to_dict() == {"clean": True, "em": True}
-    assert board.mean.loc["em", "worst"] == pytest.approx(20.0)  # over the cells present ...
+    assert board.summary.loc["em", "worst"] == pytest.approx(20.0)  # over the cells present ...
     assert pd.isna(board.mean.loc["em", "adv_train"])
     write_leaderboard([_write(tmp_path / "run", rows)], tmp_path / "out")
     md = (tmp_path / "out" / "leaderboard.md").read_text()
@@ -185,7 +187,7 @@ def test_rows_lacking_fields_are_skipped_with_a_warning():
             _row("ops", "cutout", 0, 0.5, status="running"), _row("ops", "resize", "0", 0.5)]
     with pytest.warns(UserWarning, match="skipped 6 row"):
         (board,) = build_leaderboards(rows)
-    assert list(board.mean.columns) == ["none", "worst", "mean"]
+    assert list(board.mean.columns) == ["none"]
 
 
 def test_presets_sharing_a_name_get_separate_boards_with_a_short_id(tmp_path):
@@ -236,7 +238,7 @@ def test_schema1_rows_render_and_an_old_failed_row_joins_its_configuration():
     rows = [json.loads(line) for line in (fidelity / "results.jsonl").read_text().splitlines()]
     (board,) = build_leaderboards(rows)
     published = pd.read_csv(fidelity / "leaderboard.csv", index_col="method")
-    pd.testing.assert_frame_equal(board.mean.round(2), published, check_names=False)
+    pd.testing.assert_frame_equal(board.table.round(2), published, check_names=False)
     failed = dict(rows[0], status="failed", final_acc=None)  # an old failed row carries no parameters
     del failed["method_params"], failed["countermeasure_params"]
     (board,) = build_leaderboards(rows + [failed])
@@ -258,7 +260,7 @@ def test_spread_bounds_and_unstable_cells_from_several_seeds(tmp_path):
     assert board.unstable.loc["ops", "none"] and not board.unstable.loc["ops", "grayscale"]
     assert not board.unstable.loc["em"].any()
     # worst is bounded by the per-cell lowest and highest seeds: ops max(20, 30)..max(40, 34)
-    assert (board.low.loc["ops", "worst"], board.high.loc["ops", "worst"]) == pytest.approx((30.0, 40.0))
+    assert (board.summary_low.loc["ops", "worst"], board.summary_high.loc["ops", "worst"]) == pytest.approx((30.0, 40.0))
     assert board.seed_table(2).loc["ops", "none"] == pytest.approx(40.0) and pd.isna(board.seed_table(2).loc["em", "none"])
     # ops (worst 32.0, 30–40) ranks before em (51.0, 50–52); their bounds do not overlap
     assert [(m, ties) for m, _, _, _, ties in board.ranking()] == [("ops", False), ("em", False)]

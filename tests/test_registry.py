@@ -5,6 +5,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+import pandas as pd
 import pytest
 
 from benchmark.plugins import Method
@@ -53,6 +54,23 @@ def test_the_reserved_names_cover_every_column_the_boards_add():
     from benchmark.report.perceptibility import COLUMNS
 
     assert set(SUMMARY_COLUMNS) | set(MEASURE_COLUMNS) | set(COLUMNS) <= set(SUMMARY_NAMES)
+
+
+def test_a_summary_must_take_a_reserved_free_name(monkeypatch):
+    """Summaries are registered like plugins: a name no countermeasure can take, once."""
+    from benchmark.report import summaries
+
+    with pytest.raises(ValueError, match="'spread' is not a reserved name"):
+        summaries.summary("spread")(lambda table: table.max(axis=1) - table.min(axis=1))
+    with pytest.raises(ValueError, match="'worst' is already registered"):
+        summaries.summary("worst")(lambda table: table.min(axis=1))
+    monkeypatch.setattr(summaries, "SUMMARY_NAMES", (*summaries.SUMMARY_NAMES, "spread"))
+    monkeypatch.setattr(summaries, "SUMMARIES", dict(summaries.SUMMARIES))
+    summaries.summary("spread")(lambda table: table.max(axis=1) - table.min(axis=1))
+    table = pd.DataFrame({"none": [60.0, 20.0], "jpeg10": [30.0, 25.0]}, index=["em", "ops"])
+    out = summaries.summarise(table)
+    assert list(out.columns) == ["worst", "mean", "spread"]
+    assert out.loc["em"].tolist() == [60.0, 45.0, 30.0] and out.loc["ops"].tolist() == [25.0, 22.5, 5.0]
 
 
 def test_expand_all_and_wildcards():

@@ -6,6 +6,7 @@ import fcntl
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -179,3 +180,43 @@ def test_busy_message_tolerates_an_empty_or_garbled_lock_file(tmp_path: Path, co
                 pass
     with RunLock(tmp_path):
         assert json.loads((tmp_path / ".lock").read_bytes())["pid"] == os.getpid()
+
+
+PUBLISHED_ROWS = REPO / "results" / "leaderboards" / "cifar10-quick.seed0.jsonl"
+
+
+def test_every_published_row_reads_back_as_a_row_unchanged():
+    from benchmark.store.row import Row
+
+    lines = [json.loads(line) for line in PUBLISHED_ROWS.read_text().splitlines() if line.strip()]
+    assert len(lines) > 100
+    for data in lines:
+        read = Row.from_dict(data).as_dict()
+        assert {k: read[k] for k in data} == data
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"seed": "0"}, "has seed '0', expected int"),
+    ({"seed": True}, "has seed True, expected int"),
+    ({"final_acc": "0.5"}, "has final_acc '0.5', expected float | None"),
+    ({"method_id": None}, "lacks method_id"),
+    ({"status": "running"}, "has status 'running' (valid: ok, failed)"),
+    ({"poison_ratio": 0}, "has poison_ratio 0, expected a fraction"),
+    ({"schema": 9}, "has unknown schema 9 (known: 1, 2)"),
+])
+def test_a_row_that_breaks_its_schema_is_refused_naming_the_field(change, message):
+    from benchmark.store.row import Row, RowError
+
+    data = json.loads(PUBLISHED_ROWS.read_text().splitlines()[0])
+    with pytest.raises(RowError, match=re.escape(message)) as caught:
+        Row.from_dict(data | change)
+    assert data["cell_id"] in str(caught.value)
+
+
+def test_a_schema1_row_needs_no_ids_and_unknown_keys_are_left_out():
+    from benchmark.store.row import Row
+
+    old = {"cell_id": "c", "status": "ok", "dataset": "cifar10", "preset": "quick", "model": "fastcnn", "seed": 0,
+           "method": "ops", "countermeasure": "none", "final_acc": 0.5, "non_finite": ["peak_acc"]}
+    row = Row.from_dict(old)
+    assert row.method_id is None and row.final_acc == 0.5 and "non_finite" not in row.as_dict()

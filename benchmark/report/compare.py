@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..store.rows import read_rows
 from .agreement import MIN_DAMAGE, RESTORED, TARGETS, Agreement, ReferenceCell, agreement, share
-from .leaderboard import SUMMARY_COLUMNS, Leaderboard, build_leaderboards
+from .leaderboard import Leaderboard, build_leaderboards
 
 REFERENCE_COLUMNS = ("method", "countermeasure", "acc", "source")  # and optionally `params`: "k=v k=v"
 METRICS = ("final_acc", "peak_acc")
@@ -152,7 +152,7 @@ def compare(rows: list[dict[str, Any]], cells: list[ReferenceCell], metric: str 
         groups = ", ".join(f"{b.dataset}/{b.preset}/{b.model}" for b in boards) or "none"
         raise ValueError(f"compare needs the rows of one (dataset, preset, model) group; found: {groups}")
     (board,) = boards
-    ours = board.mean.drop(columns=list(SUMMARY_COLUMNS))
+    ours = board.mean
 
     def cell(method: str, countermeasure: str) -> str:
         mine, theirs = _get(ours, method, countermeasure), _get(reference, method, countermeasure)

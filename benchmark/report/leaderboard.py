@@ -13,16 +13,17 @@ import pandas as pd
 
 from ..identity import digest, flatten
 from ..registry import countermeasures, methods
+from ..store.row import Row, RowError
 from .perceptibility import class_ranks, perceptibility
+from .summaries import SUMMARIES, summarise
 
-SUMMARY_COLUMNS = ("worst", "mean")
+SUMMARY_COLUMNS = tuple(SUMMARIES)
 MEASURE_COLUMNS = ("psnr_db", "ssim", "linf_255", "l2", "threat", "budget_class", "class_rank")  # the CSV's budget columns
 OK, FAILED, MISSING = "ok", "failed", "missing"
 UNSTABLE_SPREAD = 10.0  # points between a cell's lowest and highest seed above which it is flagged unstable
 UNSTABLE_MARK = "†"
 
-# Fields a row must carry (as str, `seed` as int) to be placed on a board, by schema version; schema-1
-# rows predate the ids and labels, which are derived from the names and parameters instead.
+# a board's fields of a row; schema-1 rows predate the ids and labels, derived from the names and parameters instead
 _SCHEMA1_FIELDS = ("cell_id", "status", "dataset", "preset", "model", "method", "countermeasure")
 _SCHEMA2_FIELDS = (*_SCHEMA1_FIELDS, "preset_id", "method_id", "method_label", "countermeasure_id",
                    "countermeasure_label")
@@ -37,11 +38,14 @@ class Leaderboard:
     preset: str
     preset_id: str
     model: str
-    mean: pd.DataFrame  # seed means by label, then `worst` (max) and `mean` over the cells with an ok row
+    mean: pd.DataFrame  # seed means, method label × countermeasure label
     std: pd.DataFrame  # spread over seeds (ddof 0)
     seeds: pd.DataFrame  # distinct seeds with an ok row (0 where none)
-    low: pd.DataFrame  # lowest seed per cell; its `worst`/`mean` bound the summaries from below
-    high: pd.DataFrame  # highest seed per cell; its `worst`/`mean` bound the summaries from above
+    low: pd.DataFrame  # lowest seed per cell
+    high: pd.DataFrame  # highest seed per cell
+    summary: pd.DataFrame  # method label × summary (`worst`, `mean`: summaries.py) of `mean`, over the ok cells
+    summary_low: pd.DataFrame  # the summaries of `low`: they bound `summary` from below
+    summary_high: pd.DataFrame  # the summaries of `high`: they bound `summary` from above
     accs: dict[tuple[str, str], dict[int, float]]  # (method label, countermeasure label) → seed → accuracy
     status: pd.DataFrame  # "ok", "failed" (rows, none ok) or "missing" (no row) per cell
     rows: list[dict[str, Any]]  # the rows shown, in table order: per cell id its latest ok row, else latest failed
@@ -52,23 +56,27 @@ class Leaderboard:
     poison_ratio: float = 1.0  # the share of the training set the methods protected
 
     @property
+    def table(self) -> pd.DataFrame:
+        """The board as shown: the countermeasure columns, then the summaries."""
+        return pd.concat([self.mean, self.summary], axis=1)
+
+    @property
     def unstable(self) -> pd.DataFrame:
-        """Cells whose seeds disagree by more than UNSTABLE_SPREAD points (countermeasure columns only)."""
-        cols = [c for c in self.mean.columns if c not in SUMMARY_COLUMNS]
-        return (self.high[cols] - self.low[cols]) > UNSTABLE_SPREAD
+        """Cells whose seeds disagree by more than UNSTABLE_SPREAD points."""
+        return (self.high - self.low) > UNSTABLE_SPREAD
 
     def seed_table(self, seed: int) -> pd.DataFrame:
         """Method × countermeasure accuracies (%) of one seed (NaN where that seed has no ok row)."""
-        cols = [c for c in self.mean.columns if c not in SUMMARY_COLUMNS]
+        cols = list(self.mean.columns)
         return pd.DataFrame([[self.accs.get((m, c), {}).get(seed, np.nan) for c in cols] for m in self.mean.index],
                             index=self.mean.index, columns=cols, dtype=float)
 
     def ranking(self) -> list[tuple[str, float, float, float, bool]]:
         """Methods by `worst` (strongest first): (label, worst, its lower and upper bound over seeds, whether its
         bounds overlap the next method's, i.e. the two are not distinguishable at these seeds)."""
-        order = self.mean["worst"].dropna().sort_values(kind="stable").index
-        ranked = [(m, float(self.mean.at[m, "worst"]), float(self.low.at[m, "worst"]), float(self.high.at[m, "worst"]))
-                  for m in order]
+        worst, low, high = self.summary["worst"], self.summary_low["worst"], self.summary_high["worst"]
+        order = worst.dropna().sort_values(kind="stable").index
+        ranked = [(m, float(worst[m]), float(low[m]), float(high[m])) for m in order]
         return [(*r, i + 1 < len(ranked) and ranked[i + 1][2] <= r[3]) for i, r in enumerate(ranked)]
 
     @property
@@ -101,21 +109,11 @@ def _accuracy(row: dict[str, Any]) -> float | None:
 
 def _entry(row: Any) -> tuple[dict[str, Any] | None, str]:
     """The board fields of one row (ids of schema-1 rows without parameters left None), or None and why not."""
-    if not isinstance(row, dict):
-        return None, f"not a JSON object: {str(row)[:40]!r}"
-    schema = row.get("schema", 1)
-    if schema not in (1, 2):
-        return None, f"cell {row.get('cell_id')!r} has unknown schema {schema!r}"
-    lacking = [f for f in (_SCHEMA2_FIELDS if schema == 2 else _SCHEMA1_FIELDS) if not isinstance(row.get(f), str)]
-    if not isinstance(row.get("seed"), int) or isinstance(row.get("seed"), bool):
-        lacking.append("seed")
-    if lacking:
-        return None, f"cell {row.get('cell_id')!r} lacks {', '.join(lacking)}"
-    if row["status"] not in (OK, FAILED):
-        return None, f"cell {row['cell_id']!r} has status {row['status']!r}"
-    ratio = row.get("poison_ratio", 1.0)
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
-        return None, f"cell {row['cell_id']!r} has poison_ratio {ratio!r}"
+    try:
+        Row.from_dict(row)
+    except RowError as exc:
+        return None, str(exc)
+    schema, ratio = row.get("schema", 1), row.get("poison_ratio", 1.0)
     entry = {f: row[f] for f in (*_SCHEMA1_FIELDS, "seed")} | {"row": row, "acc": _accuracy(row), "poison_ratio": ratio}
     if schema == 2:
         return entry | {f: row[f] for f in _SCHEMA2_FIELDS}, ""
@@ -240,19 +238,16 @@ def _board(entries: list[dict[str, Any]], preset_label: str) -> Leaderboard:
     high = frame(lambda cell: max(accs[cell].values()) if cell in accs else np.nan, float)
     seeds = frame(lambda cell: len(accs.get(cell, ())), int)
     status = frame(lambda cell: OK if cell in accs else FAILED if cell in tried else MISSING, object)
-    cols = list(col_labels.values())
-    for table in (mean, low, high):
-        table["worst"] = table[cols].max(axis=1)
-        table["mean"] = table[cols].mean(axis=1)
     row_rank, col_rank = {i: n for n, i in enumerate(row_labels)}, {i: n for n, i in enumerate(col_labels)}
     shown = sorted(entries, key=lambda e: (row_rank[e["method_id"]], col_rank[e["countermeasure_id"]], e["seed"]))
     rows = [e["row"] for e in shown]
     first = entries[0]
     labelled = {(row_labels[m], col_labels[c]): dict(seeds_of) for (m, c), seeds_of in accs.items()}
     visible = perceptibility([(row_labels[e["method_id"]], e["row"]) for e in shown]).reindex(mean.index)
-    visible["rank"] = class_ranks(visible, mean["worst"])
+    summary = summarise(mean)
+    visible["rank"] = class_ranks(visible, summary["worst"])
     return Leaderboard(first["dataset"], first["preset"], first["preset_id"], first["model"], mean, std, seeds, low,
-                       high, labelled, status, rows, preset_label, _provenance(rows), visible, first["poison_ratio"])
+                       high, summary, summarise(low), summarise(high), labelled, status, rows, preset_label, _provenance(rows), visible, first["poison_ratio"])
 
 
 def build_leaderboards(rows: list[dict[str, Any]]) -> list[Leaderboard]:

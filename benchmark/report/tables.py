@@ -39,7 +39,7 @@ def cell_text(board: Leaderboard, frame: pd.DataFrame, missing: str, spread: boo
             return missing
         out = f"{v:.1f}"
         if spread and several and column in SUMMARY_COLUMNS:
-            out += f" [{board.low.at[method, column]:.1f}–{board.high.at[method, column]:.1f}]"
+            out += f" [{board.summary_low.at[method, column]:.1f}–{board.summary_high.at[method, column]:.1f}]"
         elif spread and column not in SUMMARY_COLUMNS and board.seeds.at[method, column] > 1:
             out += f" ± {board.std.at[method, column]:.1f}"
         return out + ("*" if incomplete.iat[i] and column in SUMMARY_COLUMNS else "") \
@@ -71,7 +71,7 @@ def _classes(board: Leaderboard) -> str:
         if members.empty:
             continue
         lines = [f"{int(r['rank']) if not pd.isna(r['rank']) else '–'}. `{m}`: worst "
-                 f"{board.mean.at[m, 'worst']:.1f} · {r['psnr']:.1f} dB · {r['threat']}" for m, r in members.iterrows()]
+                 f"{board.summary.at[m, 'worst']:.1f} · {r['psnr']:.1f} dB · {r['threat']}" for m, r in members.iterrows()]
         blocks.append(f"**{name}**\n\n" + "\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -85,7 +85,7 @@ def measures_table(board: Leaderboard) -> pd.DataFrame:
 
 def _ranges(board: Leaderboard) -> str:
     """Per cell the lowest and highest seed, as a Markdown table."""
-    cols = [c for c in board.mean.columns if c not in SUMMARY_COLUMNS]
+    cols = list(board.mean.columns)
     text = pd.DataFrame(
         [["–" if pd.isna(board.low.at[m, c]) else f"{board.low.at[m, c]:.1f}–{board.high.at[m, c]:.1f}"
           + (UNSTABLE_MARK if board.unstable.at[m, c] else "") for c in cols] for m in board.mean.index],
@@ -124,7 +124,7 @@ def _markdown(board: Leaderboard) -> str:
            "they say nothing about the methods. Use `--preset quick` or `paper` for results.\n\n"
            if plumbing_only(board.preset) else "")
         + (f"> **Mixed provenance**: these rows may not be comparable.\n>\n{notes}\n" if notes else "")
-        + f"{_table(board, board.mean, spread=True)}\n{footnotes}"
+        + f"{_table(board, board.table, spread=True)}\n{footnotes}"
         + "\nPSNR, SSIM, L∞ and L2 (mean per image, [0,1] pixel units) measure the protected training set against "
           "the clean one, averaged over seeds.\n"
         + f"\n## Rank within budget class\n\nMethods are classed by the measured PSNR of their protected sets; a "
@@ -139,10 +139,9 @@ def _markdown(board: Leaderboard) -> str:
 def cell_table(board: Leaderboard) -> pd.DataFrame:
     """One row per method × countermeasure: status, seeds, mean, std, min, max and the unstable flag (tidy, for
     plotting)."""
-    cols = [c for c in board.mean.columns if c not in SUMMARY_COLUMNS]
     records = []
     for m in board.mean.index:
-        for c in cols:
+        for c in board.mean.columns:
             n = int(board.seeds.at[m, c])
             records.append({
                 "method": m, "countermeasure": c, "status": board.status.at[m, c], "seeds": n,
@@ -159,7 +158,7 @@ def _heatmap(board: Leaderboard, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = board.mean
+    data = board.table
     values = data.to_numpy(dtype=float)
     text = cell_text(board, data, missing=MISSING)
     fig, ax = plt.subplots(figsize=(1.5 + 0.75 * data.shape[1], 2.2 + 0.45 * data.shape[0]))
@@ -294,7 +293,7 @@ def write_leaderboard(
         if board.seeds.max().max() <= 1:  # one seed has no spread; a table of zeros would read as agreement
             parts = tuple(p for p in parts if p != "_std.csv")
         paths = {part: inside(out, f"{stem}{part}") for part in parts}
-        board.mean.round(2).join(measures_table(board).round(3)).to_csv(paths[".csv"])
+        board.table.round(2).join(measures_table(board).round(3)).to_csv(paths[".csv"])
         if "_std.csv" in paths:
             board.std.round(2).to_csv(paths["_std.csv"])
         board.status.assign(incomplete=board.incomplete).to_csv(paths["_status.csv"])

@@ -75,6 +75,52 @@ class Row:
         """The row as the JSON object written to results.jsonl."""
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: Any) -> Row:
+        """A row read back from results.jsonl, checked against its schema version: the fields a board needs are
+        present, every known field has its type, the status and poison ratio are valid; raises RowError naming the
+        cell and what is wrong. Keys the schema does not know (e.g. `non_finite`) are left out."""
+        if not isinstance(data, dict):
+            raise RowError(f"not a JSON object: {str(data)[:40]!r}")
+        cell = data.get("cell_id")
+        schema = data.get("schema", 1)
+        if schema not in REQUIRED:
+            raise RowError(f"cell {cell!r} has unknown schema {schema!r} (known: {', '.join(map(str, REQUIRED))})")
+        lacking = [f for f in REQUIRED[schema] if data.get(f) is None]
+        if lacking:
+            raise RowError(f"cell {cell!r} lacks {', '.join(lacking)}")
+        for f in _FIELDS:
+            value = data.get(f.name)
+            if value is not None and not _is(value, f.type):
+                raise RowError(f"cell {cell!r} has {f.name} {value!r}, expected {f.type}")
+        if data["status"] not in STATUSES:
+            raise RowError(f"cell {cell!r} has status {data['status']!r} (valid: {', '.join(STATUSES)})")
+        ratio = data.get("poison_ratio", 1.0)
+        if not 0 < ratio <= 1:
+            raise RowError(f"cell {cell!r} has poison_ratio {ratio!r}, expected a fraction in (0, 1]")
+        return cls(**{f.name: data[f.name] for f in _FIELDS if f.name in data})
+
+
+class RowError(ValueError):
+    """A JSON object that is not a valid row of its schema version."""
+
+
+STATUSES = ("ok", "failed")
+# the fields a row of each schema version must carry; schema-1 rows predate the ids and labels (boards derive them)
+_SCHEMA1 = ("cell_id", "status", "dataset", "preset", "model", "seed", "method", "countermeasure")
+REQUIRED = {1: _SCHEMA1, 2: (*_SCHEMA1, "preset_id", "method_id", "method_label", "countermeasure_id",
+                            "countermeasure_label")}
+_FIELDS = dataclasses.fields(Row)
+_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "dict": (dict,), "list": (list,)}
+
+
+def _is(value: Any, annotation: str) -> bool:
+    """Whether a JSON value has the annotated type (`float | None`: an int or a float; bool is no number)."""
+    kinds = [k.strip() for k in annotation.split("|") if k.strip() != "None"]
+    if isinstance(value, bool):
+        return "bool" in kinds
+    return any(isinstance(value, _TYPES[k]) for k in kinds)
+
 
 def schema_table() -> list[tuple[str, str]]:
     """(field, description) of every row field, in order: the documented schema, generated from the code."""
