@@ -40,7 +40,8 @@ def test_profile_times_every_stage_projects_their_sum_and_only_reads_the_cache(t
                                                                                capsys):
     temp_plugin(countermeasures, "fitted", Fitted)
     cache = tmp_path / "cache"
-    protected_set(GridConfig(preset="smoke", data_root=data_root, cache_dir=str(cache), device="cpu"), "ops", 0)
+    config = GridConfig(preset="smoke", data_root=data_root, cache_dir=str(cache), device="cpu")
+    protected_set(config, config.method("ops"), 0)
     before = _files(cache)
     out = tmp_path / "profile.json"
     assert main(["profile", "--preset", "smoke", "--methods", "ops,lsp", "--countermeasures",
