@@ -1,4 +1,4 @@
-"""Plugins for tests/test_ray.py. A Ray worker knows only the plugins it imports, so tests/test_ray.py starts Ray
+"""Plugins for tests/test_ray_executor.py. A Ray worker knows only the plugins it imports, so tests/test_ray_executor.py starts Ray
 with `register` as its worker setup hook, and registers them in the test process too."""
 from __future__ import annotations
 

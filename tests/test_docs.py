@@ -99,3 +99,9 @@ def test_a_module_over_300_lines_is_named_with_its_reason_on_the_architecture_pa
             for folder in ("benchmark", "methods", "countermeasures") for p in (ROOT / folder).rglob("*.py")
             if len(p.read_text().splitlines()) > 300}
     assert long == named, "each module over 300 lines appears there with its current length and its reason"
+
+
+def test_every_engine_module_has_a_test_file_of_its_own():
+    engine = {p.stem for p in (ROOT / "benchmark" / "engine").glob("*.py") if p.name != "__init__.py"}
+    lacking = sorted(m for m in engine if not (ROOT / "tests" / f"test_{m}.py").is_file())
+    assert lacking == [], f"add tests/test_NAME.py for benchmark/engine/NAME.py: {lacking}"

@@ -11,7 +11,6 @@ import torch
 from benchmark.cli import main
 from benchmark.engine.cells import Cell
 from benchmark.engine.config import GridConfig
-from benchmark.engine.cost import measure_model
 from benchmark.folding import folded
 from benchmark.models import create_model
 from benchmark.presets import PRESETS
@@ -96,16 +95,6 @@ def test_an_unknown_model_fails_before_any_work(tmp_path, data_root, capsys):
     err = capsys.readouterr().err
     assert "unknown model 'vgg19'" in err and "vgg16bn" in err
     assert not (tmp_path / "run" / "results.jsonl").exists()
-
-
-def test_measured_cost_grows_with_the_network_and_the_preset():
-    cpu = torch.device("cpu")
-    tiny, fast = (measure_model(n, PRESETS["quick"], cpu, steps=3) for n in ("tinycnn", "fastcnn"))
-    assert 0 < tiny.step_s < fast.step_s and tiny.parameters < fast.parameters
-    # quick: 10 epochs of 39 steps, evaluating 10,000 test images twice and 5,000 training images once
-    assert fast.cell_s == pytest.approx(390 * fast.step_s + 25_000 * fast.eval_image_s)
-    smoke = measure_model("fastcnn", PRESETS["smoke"], cpu, steps=1)
-    assert smoke.cell_s < fast.cell_s
 
 
 def test_list_models_prints_each_victims_cost(capsys):
