@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from . import seeding
 from .budget import Budget, check_budget
 from .presets import Preset
+from .registry import MAIN_SUITE
 from .store.cache import ArtifactCache
 from .store.keys import artifact_key
 
@@ -113,6 +114,8 @@ class Plugin:
     # A numeric parameter's valid values, (low, high) inclusive, None where unbounded: `build` refuses a value outside
     # them before any work. A preset sentinel (0, say) must lie inside.
     limits: ClassVar[dict[str, tuple[float | None, float | None]]] = {}
+    # `main`: the protocol's, selected by `all`; `extra`: beyond it, selected by its name (and `every` takes both)
+    suite: ClassVar[str] = MAIN_SUITE
 
     @classmethod
     def summary(cls) -> str:

@@ -40,14 +40,20 @@ class Registry(Generic[T]):
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator that files a plugin under a short lowercase name; a name taken by another plugin, or a
-        plugin already filed under another name, is refused."""
+        plugin already filed under another name, is refused, and so is the name of a selection."""
         if name != name.lower() or not name or any(c in name for c in " ,=.:"):
             raise ValueError(f"{self.kind} name {name!r} must be lowercase without spaces, commas, dots, colons or '='")
         if name in self.reserved:
             raise ValueError(f"{self.kind} name {name!r} is reserved: the boards use it for a column of their own "
                              f"(reserved: {', '.join(self.reserved)})")
+        if name in SELECTIONS:
+            raise ValueError(f"{self.kind} name {name!r} is reserved: it selects several {self.kind}s "
+                             f"(reserved: {', '.join(SELECTIONS)})")
 
         def decorator(obj: T) -> T:
+            suite = getattr(obj, "suite", MAIN_SUITE)
+            if suite not in SUITES:
+                raise ValueError(f"{self.kind} {name!r} declares suite {suite!r}; valid suites: {', '.join(SUITES)}")
             if name in self._entries and self._entries[name] is not obj:
                 raise ValueError(f"{self.kind} {name!r} is already registered by {_origin(self._entries[name])}")
             other = next((n for n, o in self._entries.items() if o is obj and n != name), None)
@@ -97,16 +103,27 @@ class Registry(Generic[T]):
             raise UnknownNameError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self._entries)}")
         return self._entries[name]
 
+    def selections(self) -> dict[str, list[str]]:
+        """Each name `expand` takes for several plugins, with its members in table order: `all` (the protocol's: the
+        `main` suite, controls left out), each other suite (`extra`: plugins that declare `suite = "extra"`), and
+        `every` (every suite, controls left out)."""
+        shown = [n for n in self.names() if getattr(self.get(n), "in_all", True)]
+        table = {"all": [n for n in shown if getattr(self.get(n), "suite", MAIN_SUITE) == MAIN_SUITE]}
+        table |= {suite: [n for n in shown if getattr(self.get(n), "suite", MAIN_SUITE) == suite]
+                  for suite in SUITES if suite != MAIN_SUITE}
+        table["every"] = shown
+        return table
+
     def expand(self, spec: str | list[str]) -> list[str]:
-        """A comma list of names (or `all`: those whose class does not set `in_all = False`) checked against the
+        """A comma list of names and selections (`all`, `extra`, `every`: `selections()`) checked against the
         registry, order kept."""
         items = spec.split(",") if isinstance(spec, str) else list(spec)
+        groups = self.selections()
         names: list[str] = []
         for item in (i.strip() for i in items):
             if not item:
                 continue
-            every = [n for n in self.names() if getattr(self.get(n), "in_all", True)]
-            for n in every if item == "all" else [self.get(item).name]:  # type: ignore[attr-defined]
+            for n in groups[item] if item in groups else [self.get(item).name]:  # type: ignore[attr-defined]
                 if n not in names:
                     names.append(n)
         return names
@@ -114,6 +131,11 @@ class Registry(Generic[T]):
     def __contains__(self, name: str) -> bool:
         self._load()
         return name in self._entries
+
+
+MAIN_SUITE = "main"  # a plugin's default suite: the protocol's, which `all` selects
+SUITES = (MAIN_SUITE, "extra")  # `extra`: beyond the protocol, selected by its own name
+SELECTIONS = ("all", *SUITES, "every")  # names `expand` takes for several plugins; no plugin may take one
 
 
 def _origin(obj: Any) -> str:

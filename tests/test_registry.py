@@ -79,6 +79,45 @@ def test_expand_all_and_wildcards():
     assert countermeasures.names("jpeg*") == ["jpeg10", "jpeg50"]
 
 
+def test_a_plugin_beyond_the_protocol_joins_extra_and_every_but_not_all(temp_plugin):
+    from benchmark.plugins import Countermeasure
+
+    @dataclass
+    class Beyond(Countermeasure):
+        """A defence beyond the paper's protocol."""
+
+        suite = "extra"
+
+    temp_plugin(countermeasures, "zz-beyond", Beyond)
+    selections = countermeasures.selections()
+    assert "zz-beyond" not in selections["all"] and selections["extra"] == ["zz-beyond"]
+    assert selections["every"] == [*selections["all"], "zz-beyond"]
+    assert countermeasures.expand("none,extra") == ["none", "zz-beyond"]
+    assert countermeasures.expand("every") == selections["every"]
+
+
+@pytest.mark.parametrize("name", ["all", "extra", "every", "main"])
+def test_a_plugin_may_not_take_a_selection_s_name(name):
+    @dataclass
+    class Shadow(Method):
+        """Would shadow a selection."""
+
+    with pytest.raises(ValueError, match=f"method name '{name}' is reserved: it selects several methods"):
+        methods.register(name)(Shadow)
+
+
+def test_an_unknown_suite_is_refused_naming_the_valid_ones():
+    @dataclass
+    class Lost(Method):
+        """Declares a suite nobody selects."""
+
+        suite = "misc"
+
+    with pytest.raises(ValueError, match="declares suite 'misc'; valid suites: main, extra"):
+        methods.register("zz-lost")(Lost)
+    assert "zz-lost" not in methods
+
+
 INVERT_ONE = '''
     from dataclasses import dataclass
     from benchmark.plugins import Budget, Method

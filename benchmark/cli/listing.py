@@ -87,6 +87,11 @@ def list_plugins(
             lines += [f"    {k:16s} {v}" for k, v in preset.as_dict().items() if k not in ("name", "summary")]
     else:
         raise ValueError(f"unknown list kind {kind!r}; valid kinds: {', '.join(LIST_KINDS)}")
+    if kind in ("methods", "countermeasures") and pattern == "*":
+        selections = (methods if kind == "methods" else countermeasures).selections()
+        lines.append(f"selections (--{kind} NAME): " + "; ".join(f"{n} ({len(m)})" for n, m in selections.items()))
+        lines += [f"  {n}: {', '.join(m) or '(none yet)'}" for n, m in selections.items() if n != "every"]
+        lines.append(f"  every: {' + '.join(n for n in selections if n != 'every')}")
     return "\n".join(lines)
 
 
