@@ -3,7 +3,9 @@ from . import clean  # noqa: F401  (isort: skip: the import order is the leaderb
 from . import dh  # noqa: F401
 from . import em  # noqa: F401
 from . import rem  # noqa: F401
+from . import sem  # noqa: F401
 from . import tap  # noqa: F401
+from . import hypo  # noqa: F401
 from . import ops  # noqa: F401
 from . import lsp  # noqa: F401
 from . import ar  # noqa: F401

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, ClassVar, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +41,7 @@ class RobustErrorMinimizing(Method):
     # 3: the attacks run against the crafting model with its batch norms folded (speed; the rounding differs).
     # 2: a channels_last crafting model.
     version = "3"
+    random_inner: ClassVar[bool] = False  # SEM: the noise meets a random point of the radius, not the worst
 
     eps: float = 8.0  # L∞ radius of the noise, in 1/255 steps
     adv_radius: float = 4.0  # the defensive radius ρ_a (L∞, 1/255) of the inner maximisation; 0: plain min-min
@@ -77,18 +78,18 @@ class RobustErrorMinimizing(Method):
     def generate(self, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> torch.Tensor:
         s = self.settings(ctx.preset)
         device = ctx.device
-        with ctx.fork_rng("rem/init"):
+        with ctx.fork_rng(f"{self.name}/init"):
             model = fast_layout(create_model(s["arch"], ctx.num_classes).to(device))
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
         decay_every = max(1, round(LR_DECAY_AT * s["train_steps"]))
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=decay_every, gamma=0.1)
         x, y = images.to(device).float().div_(255), labels.to(device)
-        gen = ctx.generator("rem/noise", device)
+        gen = ctx.generator(f"{self.name}/noise", device)
         train_acc = []
         for idx in ctx.progress(itertools.islice(_epochs(len(x), min(BATCH, len(x)), gen), s["train_steps"]),
-                                total=s["train_steps"], desc="rem crafting model", leave=False):
+                                total=s["train_steps"], desc=f"{self.name} crafting model", leave=False):
             xb, yb = x[idx], y[idx]
-            minmax = _MinMinMax(folded(model), s, gen)
+            minmax = _MinMinMax(folded(model), s, gen, self.random_inner)
             defended = random_crop_flip((xb + minmax.noise(xb, yb)).clamp(0, 1), gen)
             adv = minmax.attack(defended, yb)
             logits = model(adv)
@@ -99,8 +100,8 @@ class RobustErrorMinimizing(Method):
             sched.step()
             train_acc.append(float((logits.argmax(1) == yb).float().mean()))
         noise = torch.empty_like(x)
-        minmax = _MinMinMax(folded(model), s, gen)
-        for i in ctx.progress(range(0, len(x), BATCH), desc="rem noise", leave=False):
+        minmax = _MinMinMax(folded(model), s, gen, self.random_inner)
+        for i in ctx.progress(range(0, len(x), BATCH), desc=f"{self.name} noise", leave=False):
             noise[i : i + BATCH] = minmax.noise(x[i : i + BATCH], y[i : i + BATCH])
         protected = quantize(images, noise.cpu(), s["eps"] / 255)
         tail = train_acc[-max(1, len(train_acc) // 10):]
@@ -119,10 +120,11 @@ def _epochs(n: int, batch: int, gen: torch.Generator) -> Iterator[torch.Tensor]:
 
 class _MinMinMax:
     """The two PGD loops of REM on a frozen eval-mode model: `noise` lowers the loss of the worst case that
-    `attack` finds."""
+    `attack` finds (with `random_inner`, SEM's: of a random point within the radius)."""
 
-    def __init__(self, model: torch.nn.Module, s: dict[str, Any], gen: torch.Generator) -> None:
-        self.model, self.s, self.gen = model, s, gen
+    def __init__(self, model: torch.nn.Module, s: dict[str, Any], gen: torch.Generator,
+                 random_inner: bool = False) -> None:
+        self.model, self.s, self.gen, self.random_inner = model, s, gen, random_inner
         self.eps, self.radius = s["eps"] / 255, s["adv_radius"] / 255
 
     def noise(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -133,7 +135,10 @@ class _MinMinMax:
         for _ in range(self.s["steps"]):
             delta.requires_grad_(True)
             defended = random_crop_flip((x + delta).clamp(0, 1).repeat(k, 1, 1, 1), self.gen)
-            adv = self.attack(defended, y.repeat(k))
+            if self.random_inner:
+                adv = (defended.detach() + self._uniform(defended) * self.radius).clamp(0, 1)
+            else:
+                adv = self.attack(defended, y.repeat(k))
             adv.requires_grad_(True)
             grad_adv = torch.autograd.grad(F.cross_entropy(self.model(adv), y.repeat(k)), adv)[0]
             # The attack's output moves one-for-one with its input inside the radius: pass its gradient through.
@@ -148,9 +153,13 @@ class _MinMinMax:
         if self.radius == 0 or self.s["adv_steps"] == 0:
             return x
         step = self.s["adv_step_size"] / 255
-        adv = (x + (torch.rand(x.shape, generator=self.gen, device=x.device) * 2 - 1) * self.radius).clamp(0, 1)
+        adv = (x + self._uniform(x) * self.radius).clamp(0, 1)
         for _ in range(self.s["adv_steps"]):
             adv.requires_grad_(True)
             grad = torch.autograd.grad(F.cross_entropy(self.model(adv), y), adv)[0]
             adv = torch.min(torch.max(adv.detach() + step * grad.sign(), x - self.radius), x + self.radius).clamp(0, 1)
         return adv.detach()
+
+    def _uniform(self, x: torch.Tensor) -> torch.Tensor:
+        """Uniform in [−1, 1], shaped as `x`, from the crafting stream."""
+        return torch.rand(x.shape, generator=self.gen, device=x.device) * 2 - 1

@@ -1,6 +1,7 @@
 """Countermeasures change what they must and nothing else."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import kornia.filters
@@ -14,6 +15,7 @@ from torchvision.transforms import RandomPosterize
 from torchvision.transforms.v2.functional import posterize
 
 import countermeasures.training as countermeasure_training
+from benchmark.data import ImageSet
 from benchmark.engine.cells import Cell
 from benchmark.engine.config import GridConfig
 from benchmark.engine.recipe import run_cell
@@ -52,6 +54,9 @@ def _batch(cifar_small, n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     return cifar_small.images[:n].float() / 255, cifar_small.labels[:n]
 
 
+PER_IMAGE = ("channel_norm", "histeq", "lab_whiten", "yuv_whiten")  # colour-domain defences: no random draw
+
+
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return perturbation_metrics(a, b)["psnr"]
 
@@ -83,7 +88,10 @@ def test_augment_keeps_shape_and_range_and_is_deterministic_under_a_generator(na
     (xa, ya), (xb, yb), *others = [cm.augment(x.clone(), y.clone(), torch.Generator().manual_seed(s)) for s in (1, 1, 2, 3, 4)]
     assert xa.shape == x.shape and xa.dtype == x.dtype and 0 <= xa.min() and xa.max() <= 1
     assert torch.equal(xa, xb) and torch.equal(ya, yb)
-    assert any(not torch.equal(xa, xc) for xc, _ in others), "other generator states must give other augmentations"
+    if name in PER_IMAGE:  # a function of the (cropped, flipped) image alone
+        assert all(torch.equal(xa, xc) for xc, _ in others) and not torch.equal(xa, x)
+    else:
+        assert any(not torch.equal(xa, xc) for xc, _ in others), "other generator states must give other augmentations"
     assert ya.shape in (y.shape, (len(y), 10))
     if ya.ndim == 2:
         assert torch.allclose(ya.sum(1), torch.ones(len(y)))
@@ -549,3 +557,70 @@ def test_run_cell_sets_the_countermeasure_up_and_records_its_effective_settings(
     config = GridConfig(preset="smoke", data_root=data_root, cache_dir=str(tmp_path), device="cpu")
     row = run_cell(Cell("ops", "zz-probe", 0).resolve(config), config)
     assert row["status"] == "ok" and row["identity"]["countermeasure"]["settings"] == {"epochs_seen": 4}
+
+
+def _dot(b: int, at: tuple[int, int]) -> torch.Tensor:
+    x = torch.zeros(b, 3, 32, 32)
+    x[:, :, at[0], at[1]] = 1.0
+    return x
+
+
+@pytest.mark.parametrize("alpha", [0.5, 2.0, 3.2])
+def test_coin_moves_each_pixel_by_at_most_alpha_and_wraps_around(alpha):
+    coin = countermeasures.get("coin")(alpha=alpha)
+    out, _ = coin.augment(_dot(64, (16, 16)), torch.zeros(64, dtype=torch.long), torch.Generator().manual_seed(0))
+    rows, cols = out.sum(1).nonzero()[:, 1:].T
+    reach = math.ceil(alpha)  # a pixel whose sample falls within one pixel of the dot sees it, bilinearly
+    assert (rows - 16).abs().max() <= reach and (cols - 16).abs().max() <= reach
+    assert (rows - 16).abs().max() == reach and (cols - 16).abs().max() == reach  # and some do reach that far
+    corner, _ = coin.augment(_dot(64, (0, 0)), torch.zeros(64, dtype=torch.long), torch.Generator().manual_seed(0))
+    seen = corner.sum((0, 1)).nonzero()
+    assert bool(((seen[:, 0] >= 32 - reach) | (seen[:, 1] >= 32 - reach)).any())  # left of column 0 is column 31
+
+
+def test_coin_shares_each_offset_across_channels_and_keeps_the_uint8_grid(cifar_small):
+    x = (cifar_small.images[:16, :1].expand(-1, 3, -1, -1).float() / 255).contiguous()
+    out, y = countermeasures.get("coin")().augment(x, cifar_small.labels[:16], torch.Generator().manual_seed(1))
+    assert torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 1], out[:, 2])
+    assert torch.equal(out * 255, (out * 255).round()) and not torch.equal(out, x)
+    assert torch.equal(y, cifar_small.labels[:16])
+    same, _ = countermeasures.get("coin")(alpha=0).augment(x, y, torch.Generator().manual_seed(1))
+    assert torch.equal(same, x)  # no displacement: the identity
+
+
+def _low_contrast(cifar_small: ImageSet, n: int = 16) -> torch.Tensor:
+    """Real images squeezed into levels 96..160 and tinted per channel: little contrast, a colour cast."""
+    x = cifar_small.images[:n].float() / 255
+    return ((96 + 64 * x) / 255 + torch.tensor([0.1, -0.05, 0.0]).view(1, 3, 1, 1)).clamp(0, 1)
+
+
+def test_histeq_maps_each_level_to_its_share_of_the_pixels_below_it(cifar_small):
+    x = _low_contrast(cifar_small)
+    out, _ = countermeasures.get("histeq")().augment(x, torch.zeros(len(x)), torch.Generator())
+    assert torch.equal(out * 255, (out * 255).round())
+    for before, after in zip((x * 255).round().flatten(0, 1).flatten(1), out.flatten(0, 1).flatten(1)):
+        first = (before == before.min()).float().mean()
+        share = ((before[None, :] <= before[:, None]).float().mean(1) - first) / (1 - first)  # OpenCV's mapping
+        assert (after - share).abs().max() <= 0.5 / 255 + 1e-6
+        assert after.min() == 0 and after.max() == 1 and abs(float((after <= 0.5).float().mean()) - 0.5) < 0.1
+
+
+def test_channel_norm_undoes_a_per_image_colour_cast_and_gain(cifar_small):
+    x = cifar_small.images[:8].float() / 255 * 0.6 + 0.2
+    cast = x * torch.tensor([0.7, 1.1, 0.9]).view(1, 3, 1, 1) + torch.tensor([0.05, -0.1, 0.02]).view(1, 3, 1, 1)
+    cm = countermeasures.get("channel_norm")()
+    (a, _), (b, _) = (cm.augment(v, torch.zeros(8), torch.Generator()) for v in (x, cast))
+    assert (a - b).abs().max() <= 1 / 255 + 1e-6 and a.amin() == 0 and a.amax() == 1
+
+
+@pytest.mark.parametrize("name", ["lab_whiten", "yuv_whiten"])
+def test_whitening_stretches_each_colour_channel(name, cifar_small):
+    from countermeasures.colour import lab_8bit, yuv_8bit
+
+    encode = lab_8bit if name == "lab_whiten" else yuv_8bit
+    x = _low_contrast(cifar_small, 8)
+    cm = countermeasures.get(name)()
+    out, _ = cm.augment(x, torch.zeros(8), torch.Generator())
+    spread_before, spread_after = (encode(v).flatten(2).std(2) for v in (x, out))
+    assert (spread_after > 1.5 * spread_before).float().mean() > 0.9  # each colour channel stretched
+    assert torch.equal(out * 255, (out * 255).round())

@@ -13,8 +13,8 @@ from benchmark.registry import UnknownNameError, countermeasures, methods, model
 
 
 def test_builtins_are_registered_in_table_order():
-    assert methods.names()[:13] == ["clean", "dh", "dh-8", "dh-robust", "em", "em-classwise", "rem", "tap", "ops", "lsp",
-                                    "ar", "cuda", "semantic-add"]
+    assert methods.names()[:15] == ["clean", "dh", "dh-8", "dh-robust", "em", "em-classwise", "rem", "sem", "tap", "hypo",
+                                    "ops", "lsp", "ar", "cuda", "semantic-add"]
     assert countermeasures.names()[:3] == ["none", "cutout", "cutmix"]
     assert {"tinycnn", "fastcnn", "resnet18"} <= set(models.names())
 
@@ -22,7 +22,7 @@ def test_builtins_are_registered_in_table_order():
 def test_unknown_name_lists_valid_names():
     with pytest.raises(UnknownNameError) as err:
         methods.get("nope")
-    assert "nope" in str(err.value) and "clean, dh, dh-8, dh-robust, em, em-classwise, rem, tap, ops, lsp, ar, cuda" in str(err.value)
+    assert "nope" in str(err.value) and "clean, dh, dh-8, dh-robust, em, em-classwise, rem, sem, tap, hypo, ops" in str(err.value)
 
 
 def test_duplicate_name_is_refused(temp_plugin):
@@ -90,9 +90,10 @@ def test_a_plugin_beyond_the_protocol_joins_extra_and_every_but_not_all(temp_plu
 
     temp_plugin(countermeasures, "zz-beyond", Beyond)
     selections = countermeasures.selections()
-    assert "zz-beyond" not in selections["all"] and selections["extra"] == ["zz-beyond"]
-    assert selections["every"] == [*selections["all"], "zz-beyond"]
-    assert countermeasures.expand("none,extra") == ["none", "zz-beyond"]
+    assert "zz-beyond" not in selections["all"] and selections["extra"][-1] == "zz-beyond"
+    assert selections["extra"][:-1] == ["coin", "channel_norm", "histeq", "lab_whiten", "yuv_whiten"]
+    assert selections["every"] == [*selections["all"], *selections["extra"]]
+    assert countermeasures.expand("none,extra") == ["none", *selections["extra"]]
     assert countermeasures.expand("every") == selections["every"]
 
 
