@@ -17,7 +17,7 @@ COMMANDS: dict[str, Callable] = {
     "leaderboard": reports.leaderboard, "compare": reports.compare, "levers": reports.levers, "site": reports.site,
     "stale": reports.stale,
     "export": tools.export, "show": tools.show, "bands": tools.bands, "trace": tools.trace, "profile": tools.profile,
-    "check-gpu": tools.check_gpu,
+    "check-gpu": tools.check_gpu, "detect": tools.detect,
 }
 
 

@@ -246,6 +246,19 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("run_dirs", nargs="*", help="run folders or rows files (default: the published boards' rows)")
     st.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
 
+    det = sub.add_parser("detect", help="how easily each method's protected set is told from clean images: a linear "
+                                        "and a 2-layer detector on raw pixels (as UDP), held-out accuracy and AUROC")
+    det.add_argument("methods", help="comma list of methods (or all)")
+    det.add_argument("--out", required=True, metavar="DIR", help="folder of detection.jsonl (resumable)")
+    det.add_argument("--preset", default="quick", choices=list(PRESETS), help=PRESET_HELP)
+    det.add_argument("--seeds", type=seeds, default=[0], help="comma list of seeds (default: 0)")
+    det.add_argument("--epochs", type=int, default=30, help="detector training epochs (default: 30)")
+    det.add_argument("--dataset", default="cifar10", help=DATASET_HELP)
+    det.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
+    det.add_argument("--cache-dir", default=None, help=CACHE_HELP)
+    det.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    det.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE", help=METHOD_ARGS_HELP)
+
     gpu = sub.add_parser("check-gpu", help="measure the CUDA path: paper-preset throughput, memory, adversarial "
                                            "training's cost, the projected grid time (--dh: Semantic Deep Hiding)")
     gpu.add_argument("--epochs", type=int, default=3, metavar="N",

@@ -172,3 +172,18 @@ def check_gpu(args: argparse.Namespace) -> int:
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1))
     return 0
+
+
+def detect(args: argparse.Namespace) -> int:
+    """`detect`: each method's detectability (held-out accuracy and AUROC of two simple detectors)."""
+    from ..engine.config import GridConfig
+    from ..tools.detect import DETECTION_FILE, Recipe, detect
+
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
+    config = GridConfig(dataset=args.dataset, preset=args.preset, data_root=args.data_root, cache_dir=args.cache_dir,
+                        device=args.device, method_args=parse_plugin_args(args.method_args, methods, "--method-args"))
+    rows = detect(config, methods.expand(args.methods), args.seeds, args.out, Recipe(epochs=args.epochs),
+                  lambda text: print(text, flush=True))
+    print(f"{len(rows)} detection rows added to {Path(args.out) / DETECTION_FILE}")
+    return 0

@@ -46,9 +46,9 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def append_row(run_dir: str | os.PathLike, row: dict[str, Any]) -> None:
-    """Append one row as a whole line, or leave the file exactly as it was and raise."""
-    path = Path(run_dir) / RESULTS_FILE
+def append_row(run_dir: str | os.PathLike, row: dict[str, Any], name: str = RESULTS_FILE) -> None:
+    """Append one row as a whole line to RUN/`name`, or leave the file exactly as it was and raise."""
+    path = Path(run_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     line = _serialize(row)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
