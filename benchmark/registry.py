@@ -145,7 +145,7 @@ def _origin(obj: Any) -> str:
 methods: Registry = Registry("method", "uebench.methods", "methods")
 # A countermeasure is a board's column: it may not take the name of a summary or measure column beside it.
 SUMMARY_NAMES = ("worst", "mean", "psnr", "psnr_db", "ssim", "linf", "linf_255", "l2", "threat", "budget_class",
-                 "class_rank", "rank", "class")
+                 "class_rank", "rank", "class", "detect", "detect_auroc")
 countermeasures: Registry = Registry("countermeasure", "uebench.countermeasures", "countermeasures", SUMMARY_NAMES)
 models: Registry = Registry("model", "uebench.models", "benchmark.models")
 

@@ -3,7 +3,9 @@ tell nothing from clean data itself, and a resumed call computes nothing twice."
 from __future__ import annotations
 
 import json
+import re
 
+import pandas as pd
 import pytest
 import torch
 
@@ -47,3 +49,38 @@ def test_a_bad_method_fails_before_any_work(tmp_path, smoke_config):
     with pytest.raises(KeyError, match="unknown method 'nope'"):
         detect(smoke_config, ["cuda", "nope"], [0], tmp_path)
     assert not (tmp_path / DETECTION_FILE).exists()
+
+
+def _detection(method: str, seed: int, detector: str, value: float, preset: str = "smoke") -> dict:
+    return {"detection_id": f"{method}/{seed}/{detector}/{preset}", "dataset": "cifar10", "preset": preset,
+            "method": method, "method_label": method, "seed": seed, "detector": detector, "accuracy": value,
+            "auroc": value}
+
+
+def test_the_board_shows_each_method_s_best_detector_beside_its_psnr(tmp_path):
+    from benchmark.report.site import write_site
+    from benchmark.report.tables import write_leaderboard
+    from tests.test_leaderboard import _row, _write
+
+    run = _write(tmp_path / "run", [_row(m, "none", s, 0.3) for m in ("clean", "ops", "em") for s in (0, 1)])
+    rows = [_detection("ops", 0, "linear", 0.61), _detection("ops", 0, "mlp", 0.71), _detection("ops", 1, "mlp", 0.81),
+            _detection("clean", 0, "mlp", 0.5), _detection("ops", 0, "mlp", 0.99, preset="quick")]  # another board's
+    (run / DETECTION_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"torn')
+    write_leaderboard([run], tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "leaderboard.csv", index_col="method")
+    assert table.loc["ops", "detect_auroc"] == pytest.approx(0.76)  # (max(0.61, 0.71) + 0.81) / 2, quick's left out
+    assert table.loc["clean", "detect_auroc"] == 0.5 and pd.isna(table.loc["em", "detect_auroc"])
+    markdown = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "detect AUROC" in markdown and re.search(r"\| +0\.76 \|", markdown)
+    write_site([run], tmp_path / "site")
+    page = (tmp_path / "site" / "board.html").read_text()
+    assert 'class="measure">detect AUROC</th>' in page and 'data-value="0.7600">0.76</td>' in page
+
+
+def test_a_board_without_detection_rows_has_no_detection_column(tmp_path):
+    from benchmark.report.tables import write_leaderboard
+    from tests.test_leaderboard import _row, _write
+
+    run = _write(tmp_path / "run", [_row(m, "none", 0, 0.3) for m in ("clean", "ops")])
+    write_leaderboard([run], tmp_path / "out")
+    assert "detect" not in (tmp_path / "out" / "leaderboard.csv").read_text()

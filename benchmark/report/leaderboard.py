@@ -14,11 +14,12 @@ import pandas as pd
 from ..identity import digest, flatten
 from ..registry import countermeasures, methods
 from ..store.row import Row, RowError
-from .perceptibility import class_ranks, perceptibility
+from .perceptibility import DETECT, class_ranks, detectability, perceptibility
 from .summaries import SUMMARIES, summarise
 
 SUMMARY_COLUMNS = tuple(SUMMARIES)
 MEASURE_COLUMNS = ("psnr_db", "ssim", "linf_255", "l2", "threat", "budget_class", "class_rank")  # the CSV's budget columns
+DETECT_COLUMN = "detect_auroc"  # the CSV's detection column, where the board has detection rows
 OK, FAILED, MISSING = "ok", "failed", "missing"
 UNSTABLE_SPREAD = 10.0  # points between a cell's lowest and highest seed above which it is flagged unstable
 UNSTABLE_MARK = "†"
@@ -248,6 +249,15 @@ def _board(entries: list[dict[str, Any]], preset_label: str) -> Leaderboard:
     visible["rank"] = class_ranks(visible, summary["worst"])
     return Leaderboard(first["dataset"], first["preset"], first["preset_id"], first["model"], mean, std, seeds, low,
                        high, summary, summarise(low), summarise(high), labelled, status, rows, preset_label, _provenance(rows), visible, first["poison_ratio"])
+
+
+def attach_detection(boards: list[Leaderboard], rows: list[dict[str, Any]]) -> None:
+    """Give each board whose dataset and preset have `detect` rows its methods' detection AUROC, a measure column
+    beside PSNR; a board without any is left as it is."""
+    for board in boards:
+        found = detectability(rows, board.dataset, board.preset)
+        if any(label in found for label in board.perceptibility.index):
+            board.perceptibility[DETECT] = [found.get(label, np.nan) for label in board.perceptibility.index]
 
 
 def build_leaderboards(rows: list[dict[str, Any]]) -> list[Leaderboard]:

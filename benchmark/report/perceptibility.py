@@ -12,8 +12,9 @@ import pandas as pd
 BANDS: tuple[tuple[float, str], ...] = ((30.0, "≥ 30 dB"), (24.0, "24–30 dB"), (-math.inf, "< 24 dB"))
 REFERENCE, UNMEASURED = "reference", "unmeasured"  # the clean row (nothing changed); rows without measures
 COLUMNS = ("psnr", "ssim", "linf", "l2")  # dB, [0, 1], /255, mean per-image L2 in [0,1] pixel units
-HEADERS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "linf": "L∞ (/255)", "l2": "L2"}
-DIGITS = {"psnr": 1, "ssim": 3, "linf": 0, "l2": 2}  # decimals each measure is shown with
+DETECT = "detect"  # the best simple detector's held-out AUROC (`detect`), where a board has detection rows
+HEADERS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "linf": "L∞ (/255)", "l2": "L2", DETECT: "detect AUROC"}
+DIGITS = {"psnr": 1, "ssim": 3, "linf": 0, "l2": 2, DETECT: 2}  # decimals each measure is shown with
 
 
 def measure_text(column: str, value: float) -> str:
@@ -59,6 +60,22 @@ def perceptibility(labelled_rows: list[tuple[str, dict[str, Any]]]) -> pd.DataFr
         means = {c: float(np.mean([m[c] for m in per_seed])) if per_seed else np.nan for c in COLUMNS}
         records.append({"method": label, "threat": threat[label], **means, "class": band(means["psnr"])})
     return pd.DataFrame(records, columns=["method", "threat", *COLUMNS, "class"]).set_index("method")
+
+
+def measures_of(table: pd.DataFrame) -> list[str]:
+    """The measure columns a board shows: PSNR, SSIM, L∞, L2, and the detection AUROC where it has one."""
+    return [*COLUMNS, *([DETECT] if DETECT in table.columns else [])]
+
+
+def detectability(rows: list[dict[str, Any]], dataset: str, preset: str) -> dict[str, float]:
+    """Per method label: the held-out AUROC of the best of the `detect` detectors, mean over seeds, from the
+    detection rows of this dataset and preset."""
+    best: dict[str, dict[int, float]] = defaultdict(dict)
+    for row in rows:
+        if row.get("dataset") == dataset and row.get("preset") == preset and isinstance(row.get("auroc"), float):
+            seeds = best[str(row.get("method_label") or row.get("method"))]
+            seeds[row["seed"]] = max(seeds.get(row["seed"], 0.0), row["auroc"])
+    return {label: float(np.mean(list(seeds.values()))) for label, seeds in best.items()}
 
 
 def class_ranks(table: pd.DataFrame, worst: pd.Series) -> pd.Series:

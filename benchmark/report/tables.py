@@ -14,13 +14,12 @@ import pandas as pd
 
 from ..identity import digest
 from ..presets import plumbing_only
-from ..store.rows import read_rows
+from ..store.rows import read_detection, read_rows
 from .leaderboard import (
-    FAILED, MEASURE_COLUMNS, MISSING, OK, SUMMARY_COLUMNS, UNSTABLE_MARK, UNSTABLE_SPREAD, Leaderboard,
-    build_leaderboards,
+    DETECT_COLUMN, FAILED, MEASURE_COLUMNS, MISSING, OK, SUMMARY_COLUMNS, UNSTABLE_MARK, UNSTABLE_SPREAD, Leaderboard,
+    attach_detection, build_leaderboards,
 )
-from .perceptibility import COLUMNS as MEASURES
-from .perceptibility import HEADERS, class_order, measure_text
+from .perceptibility import DETECT, HEADERS, class_order, measure_text, measures_of
 
 
 def cell_text(board: Leaderboard, frame: pd.DataFrame, missing: str, spread: bool = False) -> pd.DataFrame:
@@ -59,7 +58,8 @@ def _table(board: Leaderboard, frame: pd.DataFrame, spread: bool = False) -> str
 def _measures_text(board: Leaderboard) -> pd.DataFrame:
     """PSNR, SSIM, L∞ and L2 per method as text (`∞` for an unchanged set, `–` where unmeasured)."""
     table = board.perceptibility
-    return pd.DataFrame({HEADERS[c]: [measure_text(c, float(v)) for v in table[c]] for c in MEASURES}, index=table.index)
+    return pd.DataFrame({HEADERS[c]: [measure_text(c, float(v)) for v in table[c]] for c in measures_of(table)},
+                        index=table.index)
 
 
 def _classes(board: Leaderboard) -> str:
@@ -77,10 +77,11 @@ def _classes(board: Leaderboard) -> str:
 
 
 def measures_table(board: Leaderboard) -> pd.DataFrame:
-    """Each method's perceptibility, threat model, budget class and rank in class, as the CSV's columns."""
+    """Each method's perceptibility, threat model, budget class and rank in class (and detection AUROC, where the
+    board has one), as the CSV's columns."""
     visible = board.perceptibility.rename(columns={"psnr": "psnr_db", "linf": "linf_255", "class": "budget_class",
-                                                   "rank": "class_rank"})
-    return visible[list(MEASURE_COLUMNS)]
+                                                   "rank": "class_rank", DETECT: DETECT_COLUMN})
+    return visible[[*MEASURE_COLUMNS, *([DETECT_COLUMN] if DETECT_COLUMN in visible.columns else [])]]
 
 
 def _ranges(board: Leaderboard) -> str:
@@ -127,6 +128,9 @@ def _markdown(board: Leaderboard) -> str:
         + f"{_table(board, board.table, spread=True)}\n{footnotes}"
         + "\nPSNR, SSIM, L∞ and L2 (mean per image, [0,1] pixel units) measure the protected training set against "
           "the clean one, averaged over seeds.\n"
+        + ("\n`detect AUROC`: how well the best of two simple detectors on raw pixels tells the method's protected "
+           "images from clean ones on held-out images (`python -m benchmark detect`; 0.5: not at all), mean over "
+           "seeds.\n" if DETECT in board.perceptibility.columns else "")
         + f"\n## Rank within budget class\n\nMethods are classed by the measured PSNR of their protected sets; a "
           "rank compares methods of one class. Between classes, `worst` compares perturbation sizes as much as "
           f"robustness: read across classes only with that said.\n\n{_classes(board)}\n"
@@ -283,6 +287,7 @@ def write_leaderboard(
     gets a `-dataset-preset-model` suffix. Boards that differ only in the victim also give
     NAME_transfer.{csv,md}, and boards that differ only in the poisoning ratio NAME_ratios.png."""
     boards = build_leaderboards(read_rows(run_dirs))
+    attach_detection(boards, read_detection(run_dirs))
     if not any((b.status == OK).any().any() for b in boards):
         raise ValueError(f"no finished (status ok) rows in {', '.join(map(str, run_dirs))}")
     out = Path(out_dir)

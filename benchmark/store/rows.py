@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 RESULTS_FILE = "results.jsonl"
+DETECTION_FILE = "detection.jsonl"  # `detect`'s rows, beside a run's results
 LOCK_FILE = ".lock"
 
 
@@ -195,3 +196,19 @@ class RunLock:
             os.ftruncate(fd, 0)
         finally:
             os.close(fd)
+
+
+def read_detection(paths: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
+    """The `detect` rows of each run folder (or of the folder of a rows file): FOLDER/detection.jsonl, none where it
+    is absent; a line that is no detection row (a torn last write) is skipped."""
+    rows = []
+    for folder in dict.fromkeys(p if p.is_dir() else p.parent for p in map(Path, paths)):
+        path = folder / DETECTION_FILE
+        for line in path.read_text().splitlines() if path.is_file() else []:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("detection_id"), str):
+                rows.append(row)
+    return rows

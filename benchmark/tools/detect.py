@@ -5,7 +5,6 @@ detected invites a targeted purifier."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +19,8 @@ from ..engine.recipe import protected_set
 from ..identity import digest, git_state, plugin_identity, plugin_label
 from ..progress import quiet
 from ..seeding import generator
-from ..store.rows import append_row
+from ..store.rows import DETECTION_FILE, append_row, read_detection
 
-DETECTION_FILE = "detection.jsonl"
 HELD_OUT = 0.2  # the share of images the detectors never train on
 DETECTORS = ("linear", "mlp")
 DETECTOR_VERSION = "1"
@@ -96,20 +94,6 @@ def train_detector(kind: str, train_x: torch.Tensor, train_y: torch.Tensor, test
     return {"accuracy": float(((scores > 0).float() == test_y).float().mean()), "auroc": auroc(scores, test_y)}
 
 
-def read_detection(folder: str | os.PathLike) -> list[dict[str, Any]]:
-    """The detection rows of FOLDER/detection.jsonl (none when it is absent); a line that is no row is skipped."""
-    path = Path(folder) / DETECTION_FILE
-    rows = []
-    for line in path.read_text().splitlines() if path.is_file() else []:
-        try:
-            row = json.loads(line)
-        except ValueError:  # a torn last line: its detector is computed again
-            continue
-        if isinstance(row, dict) and isinstance(row.get("detection_id"), str):
-            rows.append(row)
-    return rows
-
-
 def detect(config: GridConfig, method_names: list[str], seeds: list[int], out: str | os.PathLike,
            recipe: Recipe = Recipe(), say: Callable[[str], None] = lambda text: None) -> list[dict[str, Any]]:
     """Each method's detectability at each seed, appended to OUT/detection.jsonl as one row per (method, seed,
@@ -118,7 +102,7 @@ def detect(config: GridConfig, method_names: list[str], seeds: list[int], out: s
     if not seeds:
         raise ValueError("no seeds selected: pass --seeds 0,1,2")
     path = Path(out)
-    done = {r["detection_id"] for r in read_detection(path)}
+    done = {r["detection_id"] for r in read_detection([path])} if path.is_dir() else set()
     train, _ = load_splits(config.dataset, config.data_root, config.preset)
     commit, dirty = git_state()
     rows = []

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ...identity import digest
-from ...store.rows import read_rows
+from ...store.rows import read_detection, read_rows
 from ..frontier import frontier_table, plot_frontier
 from ..gallery import GALLERY_DIR, gallery_name
-from ..leaderboard import Leaderboard, build_leaderboards
+from ..leaderboard import Leaderboard, attach_detection, build_leaderboards
 from ..tables import board_stems, inside, safe_name
 from .board import board_page, method_key
 from .pages import compare_page, frontier_page, index_page, method_page
@@ -77,6 +77,7 @@ def write_site(paths: list[str | os.PathLike], out_dir: str | os.PathLike,
     """Render the site of the rows in `paths` (run folders or .jsonl files) into OUT; returns the files written,
     index.html first."""
     boards = build_leaderboards(read_rows(paths))
+    attach_detection(boards, read_detection(paths))
     if not boards:
         raise ValueError(f"no rows to show in {', '.join(map(str, paths))}")
     out = Path(out_dir)

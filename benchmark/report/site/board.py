@@ -11,8 +11,7 @@ import pandas as pd
 
 from ...presets import plumbing_only
 from ..leaderboard import FAILED, MISSING, OK, UNSTABLE_MARK, UNSTABLE_SPREAD, Leaderboard, flat_versions
-from ..perceptibility import COLUMNS as MEASURES
-from ..perceptibility import HEADERS, measure_text
+from ..perceptibility import HEADERS, measure_text, measures_of
 from ..tables import cell_text
 from .render import colour, curve_svg, effective, number, render
 
@@ -68,14 +67,16 @@ def _panel(board: Leaderboard, pid: str, method: str, column: str, rows: list[di
     }
 
 
-_MEASURE_HEADS = (*((HEADERS[c], "number") for c in MEASURES), ("budget class", "text"), ("rank in class", "number"))
+def _measure_heads(board: Leaderboard) -> list[tuple[str, str]]:
+    return [*((HEADERS[c], "number") for c in measures_of(board.perceptibility)), ("budget class", "text"),
+            ("rank in class", "number")]
 
 
 def _measure_cells(board: Leaderboard, method: str) -> dict[str, Any]:
     """The method's perceptibility (sort key and text per measure), budget class, threat model and rank in class."""
     r = board.perceptibility.loc[method]
     measures = []
-    for c in MEASURES:
+    for c in measures_of(board.perceptibility):
         value = float(r[c])
         # an unchanged set (PSNR ∞) sorts above every finite one; an unmeasured one has no sort key
         key = "" if pd.isna(value) else "1e9" if math.isinf(value) else f"{value:.4f}"
@@ -121,7 +122,7 @@ def board_page(board: Leaderboard, method_files: dict[str, str]) -> str:
     return render(
         "board.html", title=f"Leaderboard: {board.title}", board=board, plumbing=plumbing_only(board.preset),
         scale=(low, high), gradient=", ".join(colour(low + (high - low) * k / 4, low, high)[0] for k in range(5)),
-        summaries=list(board.summary.columns), measure_heads=_MEASURE_HEADS, countermeasures=list(board.mean.columns),
+        summaries=list(board.summary.columns), measure_heads=_measure_heads(board), countermeasures=list(board.mean.columns),
         rows=rows, panels=panels, incomplete=board.incomplete.any(), unstable=board.unstable.any().any(),
         several=board.seeds.max().max() > 1, unstable_mark=UNSTABLE_MARK, unstable_spread=f"{UNSTABLE_SPREAD:g}",
     )
