@@ -17,7 +17,8 @@ COMMANDS: dict[str, Callable] = {
     "leaderboard": reports.leaderboard, "compare": reports.compare, "levers": reports.levers, "site": reports.site,
     "stale": reports.stale,
     "export": tools.export, "show": tools.show, "bands": tools.bands, "trace": tools.trace, "profile": tools.profile,
-    "check-gpu": tools.check_gpu, "detect": tools.detect,
+    "check-gpu": tools.check_gpu, "detect": tools.detect, "pack-data": tools.pack_data,
+    "unpack-data": tools.unpack_data,
 }
 
 

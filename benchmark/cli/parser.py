@@ -259,6 +259,17 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     det.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE", help=METHOD_ARGS_HELP)
 
+    pk = sub.add_parser("pack-data", help="cut a dataset's folder into checked parts under a transfer limit "
+                                          "(the GPU machine takes 64 MiB a call)")
+    pk.add_argument("--out", required=True, metavar="DIR", help="folder for the parts and manifest.json")
+    pk.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
+    pk.add_argument("--folder", default="cifar-10-batches-py", help="the dataset's folder in the data root")
+    pk.add_argument("--part-mib", type=float, default=60, help="largest part in MiB (default: 60)")
+    up = sub.add_parser("unpack-data", help="check, join and extract pack-data's parts; verify every file")
+    up.add_argument("parts", metavar="DIR", help="the folder with manifest.json and the parts")
+    up.add_argument("--out", required=True, metavar="ROOT", help="the data root to extract into")
+    up.add_argument("--dataset", default="cifar10", help="load it after (its published MD5s); 'none' to skip")
+
     gpu = sub.add_parser("check-gpu", help="measure the CUDA path: paper-preset throughput, memory, adversarial "
                                            "training's cost, the projected grid time (--dh: Semantic Deep Hiding)")
     gpu.add_argument("--epochs", type=int, default=3, metavar="N",

@@ -187,3 +187,23 @@ def detect(args: argparse.Namespace) -> int:
                   lambda text: print(text, flush=True))
     print(f"{len(rows)} detection rows added to {Path(args.out) / DETECTION_FILE}")
     return 0
+
+
+def pack_data(args: argparse.Namespace) -> int:
+    """`pack-data`: the dataset's folder as checked parts under the transfer limit."""
+    from ..data import resolve_data_root
+    from ..tools.transfer import pack
+
+    manifest = pack(resolve_data_root(args.data_root), args.folder, args.out, args.part_mib)
+    sizes = ", ".join(f"{p['name']} {p['bytes'] / 2**20:.1f} MiB" for p in manifest["parts"])
+    print(f"{len(manifest['files'])} files in {len(manifest['parts'])} parts in {args.out}: {sizes}")
+    return 0
+
+
+def unpack_data(args: argparse.Namespace) -> int:
+    """`unpack-data`: the parts checked, joined, extracted and verified."""
+    from ..tools.transfer import unpack
+
+    root = unpack(args.parts, args.out, None if args.dataset == "none" else args.dataset)
+    print(f"data root ready and verified: {root}")
+    return 0
