@@ -23,6 +23,16 @@ def test_label_names_the_changes_and_round_trips():
     assert plumbing_only("smoke[epochs=2]") and not plumbing_only("quick[epochs=2]")
 
 
+def test_paper_fast_is_the_paper_preset_with_the_fast_victim_and_its_own_identity():
+    fast = get_preset("paper-fast")
+    assert fast.name == "paper" and fast.model == "airbench" and fast.train_per_class is None and fast.epochs == 10
+    label = preset_label(fast)
+    assert label.startswith("paper[model=airbench,epochs=10,") and get_preset(label) == fast  # rows say what changed
+    assert digest(preset_identity(fast)) != digest(preset_identity(PRESETS["paper"]))
+    with pytest.raises(KeyError, match="or paper-fast"):
+        get_preset("paper-slow")
+
+
 @pytest.mark.parametrize("spec, named", [
     ("quik", "valid presets: smoke, quick, paper"),
     ("quick[foo=1]", "'foo=1'"),
