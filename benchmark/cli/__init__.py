@@ -18,7 +18,7 @@ COMMANDS: dict[str, Callable] = {
     "stale": reports.stale,
     "export": tools.export, "show": tools.show, "bands": tools.bands, "trace": tools.trace, "profile": tools.profile,
     "check-gpu": tools.check_gpu, "detect": tools.detect, "pack-data": tools.pack_data,
-    "unpack-data": tools.unpack_data,
+    "unpack-data": tools.unpack_data, "slice": tools.slice_command,
 }
 
 

@@ -270,6 +270,20 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--out", required=True, metavar="ROOT", help="the data root to extract into")
     up.add_argument("--dataset", default="cifar10", help="load it after (its published MD5s); 'none' to skip")
 
+    sl = sub.add_parser("slice", help="one prepared device run: the ISS table's methods at full CIFAR-10 under none, "
+                                      "grayscale and jpeg10 with paper-fast, a few ResNet-18 cells, the comparison")
+    sl.add_argument("name", choices=["iss"], help="the slice (iss: the ISS table)")
+    sl.add_argument("--out", required=True, metavar="DIR", help="folder of the two run folders, compare.md, slice.json")
+    sl.add_argument("--reference", default="references/cifar10-resnet18.csv", metavar="PATH.csv", help="to compare with")
+    sl.add_argument("--fast-preset", default="paper-fast", type=preset_spec, help="the fast grid's (default: paper-fast)")
+    sl.add_argument("--reference-preset", default="paper", type=preset_spec, help="the ResNet-18 cells' (default: paper)")
+    sl.add_argument("--methods", default=None, help="the fast grid's methods (default: em,rem,tap,lsp,ar,ops; clean added)")
+    sl.add_argument("--jobs", type=int, default=1, help="cells at a time (default: 1)")
+    sl.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
+    sl.add_argument("--cache-dir", default=None, help=CACHE_HELP)
+    sl.add_argument("--device", default="auto", help="auto, cpu (a dry run), cuda or cuda:N")
+    sl.add_argument("--method-args", nargs="*", default=[], metavar="NAME.PARAM=VALUE", help=METHOD_ARGS_HELP)
+
     gpu = sub.add_parser("check-gpu", help="measure the CUDA path: paper-preset throughput, memory, adversarial "
                                            "training's cost, the projected grid time (--dh: Semantic Deep Hiding)")
     gpu.add_argument("--epochs", type=int, default=3, metavar="N",

@@ -207,3 +207,19 @@ def unpack_data(args: argparse.Namespace) -> int:
     root = unpack(args.parts, args.out, None if args.dataset == "none" else args.dataset)
     print(f"data root ready and verified: {root}")
     return 0
+
+
+def slice_command(args: argparse.Namespace) -> int:
+    """`slice`: the prepared device run of one slice of the grid."""
+    from ..tools.gpu_slice import ISS_METHODS, iss_slice
+
+    names = tuple(methods.expand(args.methods)) if args.methods else ISS_METHODS
+    result = iss_slice(args.out, args.reference, fast_preset=args.fast_preset, reference_preset=args.reference_preset,
+                       methods=names, jobs=args.jobs, data_root=args.data_root,
+                       cache_dir=args.cache_dir, device=args.device,
+                       method_args=parse_plugin_args(args.method_args, methods, "--method-args"))
+    for grid in ("fast", "reference"):
+        r = result[grid]
+        print(f"{grid} ({r['preset']}): {r['cells']} cells in {r['wall_s']:.0f} s on {result['device']}")
+    print(f"rows, compare.md and slice.json in {args.out}")
+    return 0
