@@ -17,6 +17,7 @@ from ..data import load_splits
 from ..engine.config import GridConfig
 from ..engine.recipe import protected_set
 from ..identity import digest, git_state, plugin_identity, plugin_label
+from ..presets import preset_label
 from ..progress import quiet
 from ..seeding import generator
 from ..store.rows import DETECTION_FILE, append_row, read_detection
@@ -119,7 +120,7 @@ def detect(config: GridConfig, method_names: list[str], seeds: list[int], out: s
             for kind in todo:
                 result = train_detector(kind, *split, recipe, seed, config.torch_device)
                 row = {"detection_id": digest(identity | {"detector": kind}), "dataset": config.dataset,
-                       "preset": config.preset, "method": method.name, "method_label": plugin_label(method),
+                       "preset": preset_label(config.preset_obj), "method": method.name, "method_label": plugin_label(method),
                        "seed": seed, "detector": kind, **result, "train_size": len(split[0]),
                        "test_size": len(split[2]), "identity": identity | {"detector": kind},
                        "git_commit": commit, "git_dirty": dirty}
