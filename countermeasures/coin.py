@@ -9,6 +9,8 @@ import torch
 from benchmark.plugins import Countermeasure
 from benchmark.registry import register_countermeasure
 
+from .uint8_grid import to_uint8_grid
+
 
 def displace(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
     """Each image of `x` (B×C×H×W) sampled bilinearly at (row + dy, column + dx) (B×H×W each, shared by the channels),
@@ -44,5 +46,4 @@ class Coin(Countermeasure):
         # per-sample transform after crop and flip; its uint8 output (truncated) is kept on the 1/255 grid too
         b, _, h, w = x.shape
         offsets = (torch.rand((2, b, h, w), generator=gen, device=x.device, dtype=x.dtype) * 2 - 1) * self.alpha
-        out = displace(x, offsets[0], offsets[1]).clamp_(0, 1)
-        return out.mul_(255).add_(1e-4).floor_().div_(255), y  # 1e-4: a pixel at k/255 stays k, not k − 1
+        return to_uint8_grid(displace(x, offsets[0], offsets[1]), rounding=False), y

@@ -11,11 +11,7 @@ import torch
 from benchmark.plugins import Countermeasure
 from benchmark.registry import register_countermeasure
 
-
-def to_uint8_grid(x: torch.Tensor, rounding: bool = True) -> torch.Tensor:
-    """`x` in [0, 1] put on the 1/255 grid, rounded (OpenCV's casts) or truncated (NumPy's `astype(uint8)`)."""
-    scaled = x.clamp(0, 1) * 255
-    return (scaled.round() if rounding else scaled.add(1e-4).floor()) / 255
+from .uint8_grid import to_uint8_grid
 
 
 def stretch(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:

@@ -84,8 +84,8 @@ def train_detector(kind: str, train_x: torch.Tensor, train_y: torch.Tensor, test
         opt, [max(1, round(0.75 * recipe.epochs)), max(1, round(0.9 * recipe.epochs))], gamma=0.1)
     x, y = train_x.to(device).float().div_(255), train_y.to(device)
     for _ in progress(range(recipe.epochs), desc=f"detect {kind}", leave=False):
-        for idx in torch.randperm(len(x), generator=gen).split(recipe.batch):
-            loss = F.binary_cross_entropy_with_logits(model(x[idx.to(device)]).squeeze(1), y[idx.to(device)])
+        for idx in torch.randperm(len(x), generator=gen).to(device).split(recipe.batch):
+            loss = F.binary_cross_entropy_with_logits(model(x[idx]).squeeze(1), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -12,18 +12,12 @@ import os
 import tarfile
 from pathlib import Path
 
+from torchvision.datasets.utils import calculate_md5
+
 from ..data import load_dataset
 
 MANIFEST = "manifest.json"
 PART_MIB = 60  # under the device machine's 64 MiB per call, with room for the rest of the tree
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def pack(data_root: str | os.PathLike, folder: str, out: str | os.PathLike, part_mib: float = PART_MIB) -> dict:
@@ -53,8 +47,8 @@ def pack(data_root: str | os.PathLike, folder: str, out: str | os.PathLike, part
         (target / name).write_bytes(chunk)
         parts.append({"name": name, "bytes": len(chunk), "sha256": hashlib.sha256(chunk).hexdigest()})
     manifest = {"folder": folder, "parts": parts, "sha256": hashlib.sha256(data).hexdigest(),
-                "files": {p.relative_to(source.parent).as_posix(): {"bytes": p.stat().st_size, "md5": _md5(p)}
-                          for p in files}}
+                "files": {p.relative_to(source.parent).as_posix(): {"bytes": p.stat().st_size,
+                                                                     "md5": calculate_md5(str(p))} for p in files}}
     (target / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 
@@ -87,7 +81,7 @@ def unpack(parts: str | os.PathLike, out: str | os.PathLike, dataset: str | None
         safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python ≥ 3.10.12 also filters
         tar.extractall(target, members=members, **safe)
     for name, expected in manifest["files"].items():
-        if _md5(target / name) != expected["md5"]:
+        if calculate_md5(str(target / name)) != expected["md5"]:
             raise ValueError(f"{target / name} differs from the packed file after extraction")
     if dataset is not None:
         for train in (True, False):
