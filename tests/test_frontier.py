@@ -10,7 +10,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.engine import recipe
-from benchmark.report.frontier import READ_AT, frontier_table, per_column, read_at
+from benchmark.report.frontier import READ_AT, frontier_table, per_column, read_at, write_frontier
 from benchmark.report.site import write_site
 from benchmark.tools import frontier
 from benchmark.tools.frontier import run_frontier
@@ -91,6 +91,24 @@ def test_the_table_counts_a_seed_only_with_every_countermeasure_and_reads_betwee
     only_none = frontier_table(rows, over=["none"])
     strong = only_none[only_none["label"] == "lsp[eps=12]"].iloc[0]
     assert strong["seeds"] == 2 and strong["worst"] == pytest.approx(10.0) and strong["countermeasures"] == 1
+    # ... while the worst of every column still counts only seed 0, the one that has them all
+    assert strong["seeds_all"] == 1 and strong["worst_all"] == pytest.approx(30.0)
+    assert only_none[only_none["label"] == "lsp"].iloc[0]["worst_all"] == pytest.approx(55.0)
+
+
+def test_the_page_gives_the_worst_of_every_column_when_worst_is_over_fewer(tmp_path):
+    rows = [_row("lsp", "lsp", cm, s, acc, 33.0) for s in (0, 1) for cm, acc in (("none", 0.2), ("adv_train", 0.5))]
+    rows += [_row("lsp", "lsp[eps=12]", "none", s, 0.1, 27.0, eps=12.0) for s in (0, 1)]
+    rows += [_row("lsp", "lsp[eps=12]", "adv_train", 0, 0.4, 27.0, eps=12.0)]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps({"cell_id": f"c{i}", "dataset": "cifar10", "preset": "smoke",
+                                                                 "model": "fastcnn"} | r) + "\n" for i, r in enumerate(rows)))
+    write_frontier([tmp_path], tmp_path, over=["none"])
+    page = (tmp_path / "frontier.md").read_text()
+    every = page.split("## Worst of all 2 countermeasures")[1]
+    assert "| `lsp` | 33.0 | 50.0 [50.0–50.0] | 2 |" in every and "| `lsp[eps=12]` | 27.0 | 40.0 [40.0–40.0] | 1 |" in every
+    assert "| lsp |    48.3 |    41.7 |       – |" in every  # between 40 % at 27 dB and 50 % at 33 dB; not beyond
+    write_frontier([tmp_path], tmp_path)  # worst already over every column: no second table
+    assert "## Worst of all" not in (tmp_path / "frontier.md").read_text()
 
 
 def test_bad_frontier_requests_fail_before_any_work(tmp_path, capsys, data_root):

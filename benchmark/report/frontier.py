@@ -23,7 +23,8 @@ PER_COLUMN = "acc_"  # prefix of the table's per-countermeasure accuracy columns
 def frontier_table(rows: list[dict[str, Any]], over: list[str] | None = None) -> pd.DataFrame:
     """One record per method configuration: its knob value, the PSNR/SSIM of its protected sets (mean over seeds),
     accuracy under `none`, under the worst and on average over the countermeasures `over` (default: every one the
-    rows hold), mean and range over seeds (a seed counts only when it has all of them), and accuracy under each
+    rows hold), mean and range over seeds (a seed counts only when it has all of them), the worst over every
+    countermeasure the rows hold (`worst_all`, over the seeds that have them all), and accuracy under each
     countermeasure the rows hold (`acc_NAME`, mean over the seeds that ran it)."""
     ok = [r for r in rows if r.get("status") == "ok" and isinstance(r.get("final_acc"), (int, float))]
     column = {id(r): r.get("countermeasure_label") or r["countermeasure"] for r in ok}
@@ -44,6 +45,8 @@ def frontier_table(rows: list[dict[str, Any]], over: list[str] | None = None) ->
         complete = {s: {c: cells[c] for c in over} for s, cells in seeds.items() if set(over) <= set(cells)}
         worst = [100 * max(c["final_acc"] for c in cells.values()) for cells in complete.values()]
         mean = [100 * np.mean([c["final_acc"] for c in cells.values()]) for cells in complete.values()]
+        every = [100 * max(c["final_acc"] for c in cells.values()) for cells in seeds.values()
+                 if set(columns) <= set(cells)]
         none = [100 * cells["none"]["final_acc"] for cells in seeds.values() if "none" in cells]
         stats = [s for s in (next(iter(cells.values())).get("perturbation") for cells in seeds.values())
                  if isinstance(s, dict)]
@@ -58,6 +61,9 @@ def frontier_table(rows: list[dict[str, Any]], over: list[str] | None = None) ->
             "mean": float(np.mean(mean)) if mean else np.nan,
             "mean_min": min(mean, default=np.nan), "mean_max": max(mean, default=np.nan),
             "seeds": len(complete), "countermeasures": len(over),
+            "worst_all": float(np.mean(every)) if every else np.nan,
+            "worst_all_min": min(every, default=np.nan), "worst_all_max": max(every, default=np.nan),
+            "seeds_all": len(every),
         } | {PER_COLUMN + c: float(np.mean([100 * cells[c]["final_acc"] for cells in seeds.values() if c in cells]))
              if any(c in cells for cells in seeds.values()) else np.nan for c in columns})
     table = pd.DataFrame(records)
@@ -135,6 +141,20 @@ def _markdown(table: pd.DataFrame, title: str, calibration: dict[str, Any] | Non
         lines.append(f"| `{r['label']}` | {value} | {fmt(r['psnr'])} | {fmt(r['ssim'], 3)} | {fmt(r['none'])} | "
                      f"{fmt(r['worst'])} [{fmt(r['worst_min'])}–{fmt(r['worst_max'])}] | "
                      f"{fmt(r['mean'])} [{fmt(r['mean_min'])}–{fmt(r['mean_max'])}] | {r['seeds']} |")
+    everything = per_column(table)
+    every = ""
+    if len(everything) > table["countermeasures"].max() and table["seeds_all"].any():
+        reached = table[table["seeds_all"] > 0]
+        at_all = pd.DataFrame({f"{p:g} dB": [read_at(table, m, p, "worst_all") for m in shown] for p in READ_AT},
+                              index=shown).map(lambda v: "–" if math.isnan(v) else f"{v:.1f}")
+        points = [f"| `{r['label']}` | {fmt(r['psnr'])} | {fmt(r['worst_all'])} [{fmt(r['worst_all_min'])}–"
+                  f"{fmt(r['worst_all_max'])}] | {r['seeds_all']} |" for _, r in reached.iterrows()]
+        every = (f"\n## Worst of all {len(everything)} countermeasures\n\nThe highest accuracy over every column the "
+                 f"rows hold ({', '.join(f'`{c}`' for c in everything)}), at the configurations where a seed has all "
+                 "of them (mean [range] over those seeds), and read at matched PSNR between such points only.\n\n"
+                 + at_all.to_markdown(disable_numparse=True, colalign=("left",) + ("right",) * at_all.shape[1])
+                 + "\n\n| configuration | PSNR (dB) | worst of all [seed range] | seeds |\n|:--|--:|--:|--:|\n"
+                 + "\n".join(points) + "\n")
     pilots = ""
     if calibration:
         pilots = ("\n## Calibration\n\nEach knob was set from one pilot: the method at its given strength on "
@@ -157,7 +177,7 @@ def _markdown(table: pd.DataFrame, title: str, calibration: dict[str, Any] | Non
             + ("\n\n## Each countermeasure at matched PSNR\n\nAccuracy under each countermeasure, read off the same "
                "way from each configuration's mean over the seeds that ran it (so a column can rest on fewer seeds "
                "than `worst`; the seeds per cell are in the board beside this page)." + each if each else "")
-            + "\n\n## Every configuration\n\n" + "\n".join(lines) + "\n" + pilots)
+            + "\n\n## Every configuration\n\n" + "\n".join(lines) + "\n" + every + pilots)
 
 
 def write_frontier(run_dirs: list[str | os.PathLike], out: str | os.PathLike, over: list[str] | None = None) -> list[Path]:
