@@ -45,6 +45,10 @@ class Strength:
             guess = value + (target - psnr)
         else:
             guess = value * 10 ** ((psnr - target) / (20 if self.scale == "amplitude" else 10))
+        return self.clip(guess)
+
+    def clip(self, guess: float) -> float:
+        """`guess` within [low, high], rounded to 3 significant digits (an integer for a count)."""
         guess = min(max(guess, self.low), self.high)
         return float(round(guess)) if self.integer else float(f"{guess:.3g}")
 

@@ -3,13 +3,18 @@ its table and reading at matched PSNR come from the rows."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+from benchmark.budget import Budget
 from benchmark.cli import main
 from benchmark.engine import recipe
+from benchmark.plugins import Method, Strength
+from benchmark.registry import methods
 from benchmark.report.frontier import READ_AT, frontier_table, per_column, read_at, write_frontier
 from benchmark.report.site import write_site
 from benchmark.tools import frontier
@@ -64,6 +69,48 @@ def test_steps_that_would_repeat_a_point_are_dropped(smoke_config):
     assert "already on the ladder" in ops[0]["dropped"] and "dropped" not in ops[1] and ops[1]["value"] >= 3
     lsp = frontier.calibrate(smoke_config, "lsp", [28.0, 27.5], 64, quiet)
     assert "dropped" not in lsp["ladder"][0] and "within 1 dB" in lsp["ladder"][1]["dropped"]
+
+
+@dataclass
+class Saturating(Method):
+    """Adds ±16·scale/255 in a fixed sign pattern, clipped to its 8/255 bound: below scale 0.5 the amplitude law
+    holds, above it the bound flattens the knob (as `dh-8`'s hidden residual)."""
+
+    scale: float = 1.0
+    budget = Budget("linf", 8 / 255)
+    strength = Strength("scale", "amplitude", 0.01, 8.0)
+
+    def generate(self, images, labels, ctx):
+        sign = torch.ones_like(images, dtype=torch.int16)
+        sign[..., ::2] = -1
+        step = min(round(16 * self.scale), 8)
+        return (images.to(torch.int16) + step * sign).clamp(0, 255).to(torch.uint8)
+
+
+def test_a_step_the_budget_clips_is_measured_and_predicted_again(smoke_config, temp_plugin):
+    """Predicted from the given strength alone (clipped at 8/255, 30 dB), 36 dB would need scale 0.5, which the bound
+    still clips to 30 dB; measuring that step and predicting again from it reaches 36 dB."""
+    temp_plugin(methods, "saturating", Saturating)
+    quiet = lambda it=None, **kw: it  # noqa: E731
+    blind = frontier.calibrate(smoke_config, "saturating", [36.0], 64, quiet, rounds=0)
+    assert blind["pilot_psnr"] == pytest.approx(30.1, abs=0.3) and "measured_psnr" not in blind["ladder"][0]
+    assert blind["ladder"][0]["value"] == pytest.approx(0.5, abs=0.01)  # predicted 36 dB; it would give 30
+    step = frontier.calibrate(smoke_config, "saturating", [36.0], 64, quiet, rounds=2)["ladder"][0]
+    assert step["measured_psnr"] == pytest.approx(36.0, abs=0.75) and step["value"] < 0.3 and "dropped" not in step
+    assert step["measured"][0][1] == pytest.approx(30.1, abs=0.3)  # the first try, clipped, is on record
+    once = frontier.calibrate(smoke_config, "saturating", [36.0], 64, quiet, rounds=1)["ladder"][0]
+    assert "within 1 dB of another point" in once["dropped"]  # one measurement finds the clipped step and drops it
+
+
+def test_the_next_try_follows_the_last_two_points_where_they_slope_the_knobs_way():
+    eps = Strength("eps", "amplitude", 0.5, 64.0)
+    # 3 dB per halving (half the law's 6): from 30 dB at 8 and 27 dB at 16, 36 dB lies two halvings below 8
+    assert frontier.next_value(eps, (8.0, 30.0), (16.0, 27.0), 36.0) == pytest.approx(2.0)
+    assert frontier.next_value(eps, (8.0, 30.0), (4.0, 30.0), 36.0) == eps.value_for(4.0, 30.0, 36.0)  # flat: the law
+    assert frontier.next_value(eps, (8.0, 30.0), (4.0, 29.0), 36.0) == eps.value_for(4.0, 29.0, 36.0)  # backwards
+    assert frontier.next_value(eps, (8.0, 30.0), (7.0, 30.2), 60.0) == 0.5  # far beyond the range: its low end
+    target = Strength("psnr", "psnr", 5.0, 80.0)
+    assert frontier.next_value(target, (30.0, 28.0), (34.0, 30.0), 32.0) == pytest.approx(38.0)
 
 
 def _row(method: str, label: str, cm: str, seed: int, acc: float, psnr: float, **params) -> dict:

@@ -115,12 +115,14 @@ def frontier(args: argparse.Namespace) -> int:
                                                               "--countermeasure-args"))
     if args.pilot_images < 10:
         raise ValueError(f"--pilot-images must be at least 10, got {args.pilot_images}")
+    if args.calibration_rounds < 0:
+        raise ValueError(f"--calibration-rounds must be 0 or more, got {args.calibration_rounds}")
     reuse = [] if args.recompute else list(published_rows_files())
     try:
         chosen = countermeasures.expand(args.countermeasures or ",".join(FRONTIER_COUNTERMEASURES))
         paths = run_frontier(config, names, chosen, args.seeds, out,
                              args.targets or list(TARGETS), args.pilot_images, args.jobs,
-                             not args.no_progress, reuse)
+                             not args.no_progress, reuse, rounds=args.calibration_rounds)
     except KeyboardInterrupt:
         print(f"\nInterrupted. Finished cells are kept in {out / 'results.jsonl'}; run the same command to resume.",
               file=sys.stderr)

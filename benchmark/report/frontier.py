@@ -157,14 +157,16 @@ def _markdown(table: pd.DataFrame, title: str, calibration: dict[str, Any] | Non
                  + "\n".join(points) + "\n")
     pilots = ""
     if calibration:
-        pilots = ("\n## Calibration\n\nEach knob was set from one pilot: the method at its given strength on "
+        pilots = ("\n## Calibration\n\nEach knob was set from a pilot: the method at its given strength on "
                   "evenly spaced training images (seed 0), its PSNR measured there, and the value for each target "
-                  "predicted from how the perturbation's MSE scales with the knob. The table above gives the PSNR "
-                  "each full protected set actually has.\n\n| method | knob | pilot images | pilot PSNR (dB) | "
-                  "target → value (predicted dB) |\n|:--|:--|--:|--:|:--|\n")
+                  "predicted from how the perturbation's MSE scales with the knob; where a step was measured on the "
+                  "same pilot and missed, it was predicted again from that measurement. The table above gives the "
+                  "PSNR each full protected set actually has.\n\n| method | knob | pilot images | pilot PSNR (dB) | "
+                  "target → value (predicted dB; measured on the pilot) |\n|:--|:--|--:|--:|:--|\n")
         for name, entry in calibration["methods"].items():
-            steps = ", ".join(f"{s['target']:g} → {s['value']:g} ({s['predicted_psnr']:.1f})"
-                              + (" dropped" if "dropped" in s else "") for s in entry["ladder"])
+            steps = ", ".join(f"{s['target']:g} → {s['value']:g} ({s['predicted_psnr']:.1f}"
+                              + (f"; measured {s['measured_psnr']:.1f}" if s.get("measured_psnr") is not None else "")
+                              + ")" + (" dropped" if "dropped" in s else "") for s in entry["ladder"])
             pilots += (f"| `{name}` | {entry['param']} (default {entry['default']:g}) | {entry['pilot_images']} | "
                        f"{entry['pilot_psnr']:.1f} | {steps} |\n")
     return (f"# Frontier: {title}\n\nClean test accuracy (%) of victims trained on each protected set; lower protects "
