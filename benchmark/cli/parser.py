@@ -218,8 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="target PSNRs of the ladder (default: 36,32,28,24,20); each method's strength as given is run too")
     fr.add_argument("--pilot-images", type=int, default=256, metavar="N",
                     help="training images each method's calibration pilot protects (default: 256)")
-    fr.add_argument("--calibration-rounds", type=int, default=2, metavar="N",
-                    help="pilot measurements per ladder step, re-predicted from each miss (default: 2; 0: predict "
+    fr.add_argument("--calibration-rounds", type=int, default=3, metavar="N",
+                    help="pilot measurements per ladder step, re-predicted from each miss (default: 3; 0: predict "
                          "only). A ladder saved in OUT is reused as it is")
     fr.add_argument("--seeds", type=seeds, default=[0, 1], help="comma list of seeds (default: 0,1)")
     fr.add_argument("--preset", default="quick", type=preset_spec, help="as for run (default: quick)")

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 TARGETS = (36.0, 32.0, 28.0, 24.0, 20.0)  # dB, from near-invisible to plainly visible
 PILOT_IMAGES = 256
 MIN_GAP = 1.0  # dB: a ladder step predicted closer than this to another point is not run (it would repeat it)
-ROUNDS = 2  # pilot measurements per ladder step; 0 predicts from the given strength's pilot alone
+ROUNDS = 3  # pilot measurements per ladder step; 0 predicts from the given strength's pilot alone
 TOLERANCE = 0.75  # dB: a measured step this close to its target is kept
 
 
