@@ -154,8 +154,10 @@ def test_the_page_gives_the_worst_of_every_column_when_worst_is_over_fewer(tmp_p
     every = page.split("## Worst of all 2 countermeasures")[1]
     assert "| `lsp` | 33.0 | 50.0 [50.0–50.0] | 2 |" in every and "| `lsp[eps=12]` | 27.0 | 40.0 [40.0–40.0] | 1 |" in every
     assert "| lsp |    48.3 |    41.7 |       – |" in every  # between 40 % at 27 dB and 50 % at 33 dB; not beyond
-    write_frontier([tmp_path], tmp_path)  # worst already over every column: no second table
+    width = int.from_bytes((tmp_path / "frontier.png").read_bytes()[16:20], "big")  # the PNG header's width
+    write_frontier([tmp_path], tmp_path)  # worst already over every column: no second table, no third panel
     assert "## Worst of all" not in (tmp_path / "frontier.md").read_text()
+    assert int.from_bytes((tmp_path / "frontier.png").read_bytes()[16:20], "big") == pytest.approx(width * 2 / 3, rel=0.05)
 
 
 def test_bad_frontier_requests_fail_before_any_work(tmp_path, capsys, data_root):

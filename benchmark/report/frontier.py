@@ -76,6 +76,11 @@ def per_column(table: pd.DataFrame) -> list[str]:
     return sorted(names, key=lambda n: (n != "none", n))
 
 
+def wider(table: pd.DataFrame) -> bool:
+    """Whether the rows hold more countermeasures than `worst` is over, with a seed that has them all somewhere."""
+    return len(per_column(table)) > table["countermeasures"].max() and bool(table["seeds_all"].any())
+
+
 def read_at(table: pd.DataFrame, method: str, psnr: float, column: str = "worst") -> float:
     """`column` of `method` at `psnr` dB, linear between the two ladder points around it; NaN outside its range."""
     points = table[(table["method"] == method) & table[column].notna() & np.isfinite(table["psnr"])]
@@ -93,9 +98,12 @@ def plot_frontier(table: pd.DataFrame, title: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    panels = ["worst", "mean"] + (["worst_all"] if wider(table) else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.8), sharey=True)
     clean = table[table["method"] == "clean"]
-    for ax, column in zip(axes, ("worst", "mean")):
+    titles = {"worst": "the worst countermeasure", "mean": "the mean over countermeasures",
+              "worst_all": f"the worst of all {len(per_column(table))} countermeasures"}
+    for ax, column in zip(axes, panels):
         for i, (method, points) in enumerate(table[table["method"] != "clean"].groupby("method", sort=True)):
             points = points[points[column].notna()].sort_values("psnr")
             if points.empty:
@@ -106,8 +114,7 @@ def plot_frontier(table: pd.DataFrame, title: str, path: Path) -> None:
         if not clean.empty and not math.isnan(clean[column].iloc[0]):
             ax.axhline(clean[column].iloc[0], color="grey", linestyle="--", linewidth=1, label="clean")
         ax.set_xlabel("PSNR of the protected set (dB) — less visible to the left")
-        ax.set_title(f"accuracy under the {'worst countermeasure' if column == 'worst' else 'mean over countermeasures'}",
-                     fontsize=9)
+        ax.set_title(f"accuracy under {titles[column]}", fontsize=9)
         ax.invert_xaxis()
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("clean test accuracy (%) — lower protects more")
@@ -143,7 +150,7 @@ def _markdown(table: pd.DataFrame, title: str, calibration: dict[str, Any] | Non
                      f"{fmt(r['mean'])} [{fmt(r['mean_min'])}–{fmt(r['mean_max'])}] | {r['seeds']} |")
     everything = per_column(table)
     every = ""
-    if len(everything) > table["countermeasures"].max() and table["seeds_all"].any():
+    if wider(table):
         reached = table[table["seeds_all"] > 0]
         at_all = pd.DataFrame({f"{p:g} dB": [read_at(table, m, p, "worst_all") for m in shown] for p in READ_AT},
                               index=shown).map(lambda v: "–" if math.isnan(v) else f"{v:.1f}")
