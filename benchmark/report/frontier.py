@@ -167,7 +167,7 @@ def _markdown(table: pd.DataFrame, title: str, calibration: dict[str, Any] | Non
         pilots = ("\n## Calibration\n\nEach knob was set from a pilot: the method at its given strength on "
                   "evenly spaced training images (seed 0), its PSNR measured there, and the value for each target "
                   "predicted from how the perturbation's MSE scales with the knob; where a step was measured on the "
-                  "same pilot and missed, it was predicted again from that measurement. The table above gives the "
+                  "same pilot and missed, it was predicted again from its last two points. The table above gives the "
                   "PSNR each full protected set actually has.\n\n| method | knob | pilot images | pilot PSNR (dB) | "
                   "target → value (predicted dB; measured on the pilot) |\n|:--|:--|--:|--:|:--|\n")
         for name, entry in calibration["methods"].items():
