@@ -100,6 +100,8 @@ def test_a_step_the_budget_clips_is_measured_and_predicted_again(smoke_config, t
     assert step["measured"][0][1] == pytest.approx(30.1, abs=0.3)  # the first try, clipped, is on record
     once = frontier.calibrate(smoke_config, "saturating", [36.0], 64, quiet, rounds=1)["ladder"][0]
     assert "within 1 dB of another point" in once["dropped"]  # one measurement finds the clipped step and drops it
+    faint = frontier.calibrate(smoke_config, "saturating", [70.0], 64, quiet, rounds=1)["ladder"][0]
+    assert faint["value"] < 0.03 and "changed none of the pilot images" in faint["dropped"]  # 16 × 0.0102 rounds to 0
 
 
 def test_the_next_try_follows_the_last_two_points_where_they_slope_the_knobs_way():

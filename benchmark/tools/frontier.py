@@ -118,7 +118,9 @@ def calibrate(config: GridConfig, name: str, targets: list[float], pilot_images:
         reached = step.get("measured_psnr", step["predicted_psnr"])
         if step["value"] in seen:
             step["dropped"] = "its value is already on the ladder (the knob's range clips it)"
-        elif reached is None or min(abs(reached - p) for p in points) < MIN_GAP:
+        elif reached is None:
+            step["dropped"] = "at this value the method changed none of the pilot images"
+        elif min(abs(reached - p) for p in points) < MIN_GAP:
             step["dropped"] = f"within {MIN_GAP:g} dB of another point of the ladder"
         else:
             seen.add(step["value"])
