@@ -125,18 +125,26 @@ def plot_frontier(table: pd.DataFrame, title: str, path: Path) -> None:
     plt.close(fig)
 
 
+def _readings(table: pd.DataFrame, shown: list[str], cells: dict[str, tuple[float, str]]) -> pd.DataFrame:
+    """Each shown method's curve read at (PSNR, column) under each header, as text (`–` outside its ladder)."""
+    read = pd.DataFrame({head: [read_at(table, m, p, c) for m in shown] for head, (p, c) in cells.items()}, index=shown)
+    return read.map(lambda v: "–" if math.isnan(v) else f"{v:.1f}")
+
+
+def _grid(frame: pd.DataFrame) -> str:
+    """A table of readings in Markdown, methods left, numbers right."""
+    return frame.to_markdown(disable_numparse=True, colalign=("left",) + ("right",) * frame.shape[1])
+
+
 def _markdown(table: pd.DataFrame, title: str, calibration: dict[str, Any] | None) -> str:
     """The frontier page: the reading at fixed PSNRs, then every configuration, then the calibration."""
     shown = [m for m in dict.fromkeys(table["method"]) if m != "clean"]
-    at = pd.DataFrame({f"worst at {p:g} dB": [read_at(table, m, p) for m in shown] for p in READ_AT}, index=shown)
-    at = at.map(lambda v: "–" if math.isnan(v) else f"{v:.1f}")
+    at = _readings(table, shown, {f"worst at {p:g} dB": (p, "worst") for p in READ_AT})
     each = ""
     for p in READ_AT:
-        cells = pd.DataFrame({c: [read_at(table, m, p, PER_COLUMN + c) for m in shown] for c in per_column(table)},
-                             index=shown).map(lambda v: "–" if math.isnan(v) else f"{v:.1f}")
+        cells = _readings(table, shown, {c: (p, PER_COLUMN + c) for c in per_column(table)})
         if (cells != "–").any().any():
-            each += (f"\n\n### {p:g} dB\n\n"
-                     + cells.to_markdown(disable_numparse=True, colalign=("left",) + ("right",) * cells.shape[1]))
+            each += f"\n\n### {p:g} dB\n\n" + _grid(cells)
 
     def fmt(v: Any, digits: int = 1) -> str:
         return "–" if isinstance(v, float) and math.isnan(v) else ("∞" if v == math.inf else f"{v:.{digits}f}")
@@ -152,14 +160,13 @@ def _markdown(table: pd.DataFrame, title: str, calibration: dict[str, Any] | Non
     every = ""
     if wider(table):
         reached = table[table["seeds_all"] > 0]
-        at_all = pd.DataFrame({f"{p:g} dB": [read_at(table, m, p, "worst_all") for m in shown] for p in READ_AT},
-                              index=shown).map(lambda v: "–" if math.isnan(v) else f"{v:.1f}")
+        at_all = _readings(table, shown, {f"{p:g} dB": (p, "worst_all") for p in READ_AT})
         points = [f"| `{r['label']}` | {fmt(r['psnr'])} | {fmt(r['worst_all'])} [{fmt(r['worst_all_min'])}–"
                   f"{fmt(r['worst_all_max'])}] | {r['seeds_all']} |" for _, r in reached.iterrows()]
         every = (f"\n## Worst of all {len(everything)} countermeasures\n\nThe highest accuracy over every column the "
                  f"rows hold ({', '.join(f'`{c}`' for c in everything)}), at the configurations where a seed has all "
                  "of them (mean [range] over those seeds), and read at matched PSNR between such points only.\n\n"
-                 + at_all.to_markdown(disable_numparse=True, colalign=("left",) + ("right",) * at_all.shape[1])
+                 + _grid(at_all)
                  + "\n\n| configuration | PSNR (dB) | worst of all [seed range] | seeds |\n|:--|--:|--:|--:|\n"
                  + "\n".join(points) + "\n")
     pilots = ""
@@ -182,7 +189,7 @@ def _markdown(table: pd.DataFrame, title: str, calibration: dict[str, Any] | Non
             "`python -m benchmark frontier`.\n\n![frontier](frontier.png)\n\n## Worst case at matched PSNR\n\n"
             "Read off each method's curve, linearly between its two ladder points around the PSNR (`–`: outside the "
             "range its ladder reached).\n\n"
-            + at.to_markdown(disable_numparse=True, colalign=("left",) + ("right",) * at.shape[1])
+            + _grid(at)
             + ("\n\n## Each countermeasure at matched PSNR\n\nAccuracy under each countermeasure, read off the same "
                "way from each configuration's mean over the seeds that ran it (so a column can rest on fewer seeds "
                "than `worst`; the seeds per cell are in the board beside this page)." + each if each else "")

@@ -90,13 +90,13 @@ def calibrate(config: GridConfig, name: str, targets: list[float], pilot_images:
     idx = _pilot_indices(len(train.images), pilot_images)
     images, labels = train.images[idx], train.labels[idx]
     ctx = make_context(config, 0, train.num_classes, progress)
+    default = float(getattr(method, strength.param))
 
     def measure(value: float) -> float | None:
         """The pilot's PSNR with the knob at `value`."""
         at = method if value == default else with_knob(config, {name: (strength.param, value)}).method(name)
         return perturbation_metrics(images, at(images, labels, ctx))["psnr"]
 
-    default = float(getattr(method, strength.param))
     psnr = measure(default)
     if psnr is None:
         raise ValueError(f"{name} changed none of the {len(idx)} pilot images: no PSNR to calibrate its knob from")
