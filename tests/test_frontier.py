@@ -171,4 +171,7 @@ def test_bad_frontier_requests_fail_before_any_work(tmp_path, capsys, data_root)
     assert "the knob the frontier's ladder sets" in capsys.readouterr().err
     assert main(["frontier", "--methods", "lsp", "--targets", "36,2", "--out", str(out), "--data-root", data_root]) == 2
     assert "--targets must be PSNRs in [5, 80] dB" in capsys.readouterr().err
+    assert main(["frontier", "--methods", "lsp", "--calibration-rounds", "-1", "--out", str(out),
+                 "--data-root", data_root]) == 2
+    assert "--calibration-rounds must be 0 or more, got -1" in capsys.readouterr().err
     assert not (out / "results.jsonl").exists()
