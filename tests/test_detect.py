@@ -66,8 +66,13 @@ def test_the_board_shows_each_method_s_best_detector_beside_its_psnr(tmp_path):
     rows = [_detection("ops", 0, "linear", 0.61), _detection("ops", 0, "mlp", 0.71), _detection("ops", 1, "mlp", 0.81),
             _detection("clean", 0, "mlp", 0.5), _detection("ops", 0, "mlp", 0.99, preset="quick")]  # another board's
     (run / DETECTION_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"torn')
-    write_leaderboard([run], tmp_path / "out")
+    write_leaderboard([run], tmp_path / "out", with_rows=True)
     table = pd.read_csv(tmp_path / "out" / "leaderboard.csv", index_col="method")
+    published = [json.loads(line) for line in (tmp_path / "out" / DETECTION_FILE).read_text().splitlines()]
+    assert [r["detection_id"] for r in published] == [r["detection_id"] for r in rows[:4]]  # the board's, not quick's
+    write_leaderboard(sorted((tmp_path / "out").glob("leaderboard.seed*.jsonl")), tmp_path / "again")
+    assert pd.read_csv(tmp_path / "again" / "leaderboard.csv", index_col="method").loc["ops", "detect_auroc"] == \
+        pytest.approx(0.76), "the published rows render back with their detection column"
     assert table.loc["ops", "detect_auroc"] == pytest.approx(0.76)  # (max(0.61, 0.71) + 0.81) / 2, quick's left out
     assert table.loc["clean", "detect_auroc"] == 0.5 and pd.isna(table.loc["em", "detect_auroc"])
     markdown = (tmp_path / "out" / "leaderboard.md").read_text()

@@ -284,6 +284,7 @@ def test_the_published_rows_are_taken_by_default_and_recompute_takes_none(tmp_pa
     boards = tmp_path / "leaderboards"
     (boards / "sub").mkdir(parents=True)
     (first / "results.jsonl").rename(boards / "sub" / "board.seed0.jsonl")
+    (boards / "detection.jsonl").write_text('{"detection_id": "ops/0/mlp", "auroc": 0.7}\n')  # published, no cell
     monkeypatch.setattr(store, "PUBLISHED_DIR", boards)
     trained = []
     real = recipe.train_victim

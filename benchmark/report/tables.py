@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..identity import digest
 from ..presets import plumbing_only
-from ..store.rows import read_detection, read_rows
+from ..store.rows import DETECTION_FILE, read_detection, read_rows
 from .leaderboard import (
     DETECT_COLUMN, FAILED, MEASURE_COLUMNS, MISSING, OK, SUMMARY_COLUMNS, UNSTABLE_MARK, UNSTABLE_SPREAD, Leaderboard,
     attach_detection, build_leaderboards,
@@ -283,11 +283,13 @@ def write_leaderboard(
     """Render OUT/NAME.{csv,md,png} (+ NAME_status.csv, NAME_cells.csv with one tidy row per cell, and
     NAME_std.csv where a cell has several seeds) from
     the runs' rows, and with
-    `with_rows` the rows rendered, one NAME.seedS.jsonl per seed; with several boards each file name
+    `with_rows` the rows rendered, one NAME.seedS.jsonl per seed, and the boards' `detect` rows in detection.jsonl
+    (where a board reads them back); with several boards each file name
     gets a `-dataset-preset-model` suffix. Boards that differ only in the victim also give
     NAME_transfer.{csv,md}, and boards that differ only in the poisoning ratio NAME_ratios.png."""
     boards = build_leaderboards(read_rows(run_dirs))
-    attach_detection(boards, read_detection(run_dirs))
+    detection = read_detection(run_dirs)
+    attach_detection(boards, detection)
     if not any((b.status == OK).any().any() for b in boards):
         raise ValueError(f"no finished (status ok) rows in {', '.join(map(str, run_dirs))}")
     out = Path(out_dir)
@@ -311,6 +313,11 @@ def write_leaderboard(
                 path = inside(out, f"{stem}.seed{seed}.jsonl")
                 path.write_text("".join(json.dumps(r) + "\n" for r in board.rows if r["seed"] == seed))
                 written.append(path)
+    shown = [r for r in detection if any((r.get("dataset"), r.get("preset")) == (b.dataset, b.preset) for b in boards)]
+    if with_rows and shown:
+        path = inside(out, DETECTION_FILE)
+        path.write_text("".join(json.dumps(r) + "\n" for r in shown))
+        written.append(path)
     transfers = transfer_tables(boards)
     for board, table in transfers:
         suffix = "" if len(transfers) == 1 else (f"-{safe_name(board.dataset)}-{safe_name(board.preset_label)}"

@@ -111,8 +111,10 @@ PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "results" / "leaderboards"
 
 
 def published_rows_files() -> list[Path]:
-    """The rows files of the published boards in this checkout (none when the package is installed elsewhere)."""
-    return sorted(PUBLISHED_DIR.glob("**/*.jsonl")) if PUBLISHED_DIR.is_dir() else []
+    """The rows files of the published boards in this checkout (none when the package is installed elsewhere); their
+    `detect` rows are no cells."""
+    found = PUBLISHED_DIR.glob("**/*.jsonl") if PUBLISHED_DIR.is_dir() else []
+    return sorted(p for p in found if p.name != DETECTION_FILE)
 
 
 def carry_rows(sources: Iterable[str | os.PathLike], run_dir: str | os.PathLike,
