@@ -60,6 +60,27 @@ def test_seed_mean_std_worst_and_mean_in_registry_order():
     assert board.title.endswith("· 1–2 seeds")
 
 
+def test_defences_beyond_the_protocol_are_shown_after_the_summaries_and_left_out_of_them(tmp_path):
+    from benchmark.report.site import write_site
+
+    rows = [_row("ops", "none", 0, 0.2), _row("ops", "grayscale", 0, 0.3), _row("ops", "coin", 0, 0.6),
+            _row("clean", "none", 0, 0.6), _row("clean", "grayscale", 0, 0.5)]  # clean has no `coin` cell
+    (board,) = build_leaderboards(rows)
+    assert board.extra == ("coin",)
+    assert list(board.table.columns) == ["none", "grayscale", "worst", "mean", "coin"]
+    assert board.summary.loc["ops", "worst"] == pytest.approx(30.0), "coin's 60 would be the worst case"
+    assert board.summary.loc["ops", "mean"] == pytest.approx(25.0)
+    assert not board.incomplete.any(), "a missing `extra` cell leaves the protocol's worst whole"
+    run = _write(tmp_path / "run", rows)
+    write_leaderboard([run], tmp_path / "out")
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "The columns after `mean` (`coin`) are defences beyond the protocol" in md and "Incomplete" not in md
+    write_site([run], tmp_path / "site")
+    page = (tmp_path / "site" / "board.html").read_text()
+    assert 'class="extra" title="beyond the protocol: outside worst and mean">coin</th>' in page
+    assert '<th data-type="number" scope="col">grayscale</th>' in page
+
+
 def test_markdown_shows_the_spread_only_when_there_is_more_than_one_seed(tmp_path):
     for seeds, expected in (([0], False), ([0, 1], True)):
         run = _write(tmp_path / f"run{len(seeds)}", [_row("ops", "none", s, 0.1 + 0.1 * s) for s in seeds])

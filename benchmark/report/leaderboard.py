@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..identity import digest, flatten
-from ..registry import countermeasures, methods
+from ..registry import MAIN_SUITE, countermeasures, methods
 from ..store.row import Row, RowError
 from .perceptibility import DETECT, class_ranks, detectability, perceptibility
 from .summaries import SUMMARIES, summarise
@@ -44,7 +44,7 @@ class Leaderboard:
     seeds: pd.DataFrame  # distinct seeds with an ok row (0 where none)
     low: pd.DataFrame  # lowest seed per cell
     high: pd.DataFrame  # highest seed per cell
-    summary: pd.DataFrame  # method label × summary (`worst`, `mean`: summaries.py) of `mean`, over the ok cells
+    summary: pd.DataFrame  # method label × summary (`worst`, `mean`: summaries.py) of `protocol`, over the ok cells
     summary_low: pd.DataFrame  # the summaries of `low`: they bound `summary` from below
     summary_high: pd.DataFrame  # the summaries of `high`: they bound `summary` from above
     accs: dict[tuple[str, str], dict[int, float]]  # (method label, countermeasure label) → seed → accuracy
@@ -55,11 +55,17 @@ class Leaderboard:
     # per method: threat model, PSNR, SSIM, L∞, L2 of its protected sets, budget class and rank by `worst` in it
     perceptibility: pd.DataFrame
     poison_ratio: float = 1.0  # the share of the training set the methods protected
+    extra: tuple[str, ...] = ()  # countermeasure labels beyond the protocol (suite `extra`): outside the summaries
+
+    @property
+    def protocol(self) -> pd.DataFrame:
+        """Seed means under the protocol's countermeasures only: what `worst` and `mean` summarise."""
+        return self.mean.drop(columns=list(self.extra))
 
     @property
     def table(self) -> pd.DataFrame:
-        """The board as shown: the countermeasure columns, then the summaries."""
-        return pd.concat([self.mean, self.summary], axis=1)
+        """The board as shown: the protocol's countermeasure columns, the summaries, then the columns beyond it."""
+        return pd.concat([self.protocol, self.summary, self.mean[list(self.extra)]], axis=1)
 
     @property
     def unstable(self) -> pd.DataFrame:
@@ -82,8 +88,8 @@ class Leaderboard:
 
     @property
     def incomplete(self) -> pd.Series:
-        """Per method row: whether a cell failed or is missing, so `worst` is only a lower bound."""
-        return (self.status != OK).any(axis=1)
+        """Per method row: whether a protocol cell failed or is missing, so `worst` is only a lower bound."""
+        return (self.status.drop(columns=list(self.extra)) != OK).any(axis=1)
 
     @property
     def title(self) -> str:
@@ -245,10 +251,18 @@ def _board(entries: list[dict[str, Any]], preset_label: str) -> Leaderboard:
     first = entries[0]
     labelled = {(row_labels[m], col_labels[c]): dict(seeds_of) for (m, c), seeds_of in accs.items()}
     visible = perceptibility([(row_labels[e["method_id"]], e["row"]) for e in shown]).reindex(mean.index)
-    summary = summarise(mean)
+    extra = tuple(dict.fromkeys(col_labels[e["countermeasure_id"]] for e in shown if _beyond_protocol(e["countermeasure"])))
+    summary = summarise(mean.drop(columns=list(extra)))
     visible["rank"] = class_ranks(visible, summary["worst"])
     return Leaderboard(first["dataset"], first["preset"], first["preset_id"], first["model"], mean, std, seeds, low,
-                       high, summary, summarise(low), summarise(high), labelled, status, rows, preset_label, _provenance(rows), visible, first["poison_ratio"])
+                       high, summary, summarise(low.drop(columns=list(extra))), summarise(high.drop(columns=list(extra))),
+                       labelled, status, rows, preset_label, _provenance(rows), visible, first["poison_ratio"], extra)
+
+
+def _beyond_protocol(countermeasure: str) -> bool:
+    """Whether a countermeasure is registered in a suite other than the protocol's (an unknown name counts as the
+    protocol's, as rows from a plugin no longer installed did)."""
+    return countermeasure in countermeasures and getattr(countermeasures.get(countermeasure), "suite", MAIN_SUITE) != MAIN_SUITE
 
 
 def attach_detection(boards: list[Leaderboard], rows: list[dict[str, Any]]) -> None:

@@ -121,6 +121,9 @@ def _markdown(board: Leaderboard) -> str:
         "Final clean test accuracy (%) of a victim trained on the protected set with each countermeasure; "
         "lower is stronger protection. `worst` is the max over countermeasures (a method's rank), "
         "`mean` the average. Rows come from results.jsonl; regenerate with `python -m benchmark leaderboard`.\n\n"
+        + (f"The columns after `mean` ({', '.join(f'`{c}`' for c in board.extra)}) are defences beyond the protocol "
+           "(the `extra` suite): `worst` and `mean` leave them out, so a rank stays the protocol's.\n\n"
+           if board.extra else "")
         + (f"> Preset `{board.preset}`: these numbers test the plumbing only (a tiny victim, a few epochs); "
            "they say nothing about the methods. Use `--preset quick` or `paper` for results.\n\n"
            if plumbing_only(board.preset) else "")

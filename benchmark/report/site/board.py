@@ -123,6 +123,7 @@ def board_page(board: Leaderboard, method_files: dict[str, str]) -> str:
         "board.html", title=f"Leaderboard: {board.title}", board=board, plumbing=plumbing_only(board.preset),
         scale=(low, high), gradient=", ".join(colour(low + (high - low) * k / 4, low, high)[0] for k in range(5)),
         summaries=list(board.summary.columns), measure_heads=_measure_heads(board), countermeasures=list(board.mean.columns),
+        extra=list(board.extra),
         rows=rows, panels=panels, incomplete=board.incomplete.any(), unstable=board.unstable.any().any(),
         several=board.seeds.max().max() > 1, unstable_mark=UNSTABLE_MARK, unstable_spread=f"{UNSTABLE_SPREAD:g}",
     )
