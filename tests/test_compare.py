@@ -19,7 +19,7 @@ from benchmark.report.compare import (
 
 REFERENCE = Path(__file__).resolve().parents[1] / "references" / "cifar10-resnet18.csv"
 BUDGETS = {"clean": "unbounded", "em": "L∞ ≤ 8/255", "tap": "L∞ ≤ 8/255", "lsp": "L2 ≤ 1.304", "ops": "L0 ≤ 1 pixel",
-           "rem": "L∞ ≤ 8/255", "ar": "L2 ≤ 1"}
+           "rem": "L∞ ≤ 8/255", "ar": "L2 ≤ 1", "hypo": "L∞ ≤ 8/255", "cuda": "unbounded"}
 
 
 def _rows(table: pd.DataFrame) -> list[dict]:
@@ -50,6 +50,18 @@ def test_a_miss_a_missing_cell_and_a_method_too_weak_to_judge():
     assert facts["grayscale restores EM and LSP", "em"] == "MISS"
     assert facts["JPEG-10 restores every L∞/L2 method", "lsp"] == "too little protection to judge"
     assert facts["adversarial training restores all but OPS", "tap"] == "not run"
+
+
+def test_the_extra_reference_reproduces_its_hypo_facts_and_coin_is_judged_on_our_cells_alone():
+    extra = read_reference(REFERENCE.with_name("cifar10-resnet18-extra.csv"))
+    facts = compare(_rows(reference_table(extra)), extra).facts.set_index(["fact", "method"])["verdict"]
+    assert facts["grayscale does not restore HYPO", "hypo"] == "reproduced"
+    assert facts["JPEG-10 restores every L∞/L2 method", "hypo"] == "reproduced"
+    ours = pd.DataFrame({"none": [60.0, 20.0], "coin": [55.0, 40.0]}, index=["clean", "cuda"])
+    for cuda_under_coin, verdict in ((40.0, "reproduced"), (30.0, "MISS")):  # shares 20/35 and 10/35
+        ours.at["cuda", "coin"] = cuda_under_coin
+        facts = compare(_rows(ours), extra).facts.set_index(["fact", "method"])["verdict"]
+        assert facts["COIN restores CUDA", "cuda"] == verdict
 
 
 def test_recovery_uses_clean_under_the_countermeasure_else_clean_none():

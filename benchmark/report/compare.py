@@ -54,6 +54,8 @@ FACTS = (
     Fact("JPEG-10 restores every L∞/L2 method", "jpeg10", True, norms=("L∞", "L2")),
     Fact("adversarial training restores all but OPS", "adv_train", True, exclude=("ops",)),
     Fact("adversarial training does not restore OPS", "adv_train", False, methods=("ops",)),
+    Fact("grayscale does not restore HYPO", "grayscale", False, methods=("hypo",)),  # ISS's README
+    Fact("COIN restores CUDA", "coin", True, methods=("cuda",)),  # COIN (AAAI 2025), the defence's claim
 )
 CONTRASTS = (Contrast("adversarial training restores EM more than REM", "adv_train", "em", "rem"),)
 
