@@ -38,7 +38,7 @@ def equalize_channels(x: torch.Tensor) -> torch.Tensor:
     """OpenCV's `equalizeHist` on every channel of every image (float on the 1/255 grid in, the same out): the first
     occupied level goes to 0, each level above to 255 × (pixels above the first level up to it) / (pixels above it)."""
     b, c, h, w = x.shape
-    levels = (x * 255).round().long().view(b * c, h * w)
+    levels = (x * 255).round().long().reshape(b * c, h * w)  # the training loop's crop gives an NHWC-strided batch
     hist = torch.zeros(b * c, 256, dtype=torch.long, device=x.device).scatter_add_(1, levels, torch.ones_like(levels))
     first = (hist > 0).float().argmax(1, keepdim=True)  # the lowest occupied level
     at_first = hist.gather(1, first)
