@@ -238,20 +238,31 @@ def test_published_rows_render_back_to_the_same_table(tmp_path):
     assert again.mean.equals(board.mean) and again.status.equals(board.status)
 
 
+# the commits the published quick rows come from: the protocol's 12 methods; issue 37's rows; its `histeq` rows
+BOARD_COMMIT, ADDED_COMMIT, HISTEQ_COMMIT = "106d349", "519a638", "147ca95"
+
+
 def test_the_published_leaderboard_renders_its_table():
-    """The quick table: rendered from its rows (three seeds a cell). Whether its rows are still current is
-    `python -m benchmark stale`'s question (tests/test_currency.py), not a test's: a version bump must not fail
-    the suite until hours of cells are re-run."""
+    """The quick table: rendered from its rows. Whether its rows are still current is `python -m benchmark stale`'s
+    question (tests/test_currency.py), not a test's: a version bump must not fail the suite until hours of cells
+    are re-run."""
     rows = [json.loads(line) for path in PUBLISHED_ROWS for line in path.read_text().splitlines()]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         (board,) = build_leaderboards(rows)
-    assert caught == []  # one commit, a clean checkout, one set of library versions
+    assert [str(w.message) for w in caught] == [f"leaderboard {board.title}: {board.provenance[0]}"]
+    assert board.provenance[0].startswith("rows come from 3 git commits")  # a clean checkout, one set of libraries
     published = pd.read_csv(PUBLISHED / "cifar10-quick.csv", index_col="method")
     pd.testing.assert_frame_equal(board.mean.round(2), published[board.mean.columns], check_names=False)
-    assert {r["schema"] for r in rows} == {2} and not any(r["git_dirty"] for r in rows) and len(rows) == 684
-    assert {r["git_commit"][:7] for r in rows} == {"106d349"}
-    assert (board.seeds.to_numpy() == 3).all()
+    assert {r["schema"] for r in rows} == {2} and not any(r["git_dirty"] for r in rows)
+    by_commit = {c: [r for r in rows if r["git_commit"].startswith(c)] for c in (BOARD_COMMIT, ADDED_COMMIT, HISTEQ_COMMIT)}
+    assert sum(map(len, by_commit.values())) == len(rows) and len(by_commit[BOARD_COMMIT]) == 684
+    assert {r["countermeasure"] for r in by_commit[HISTEQ_COMMIT]} == {"histeq"}
+    assert {r["method"] for r in by_commit[ADDED_COMMIT] if r["countermeasure"] not in board.extra} == {"hypo", "sem"}
+    assert board.extra == ("coin", "channel_norm", "histeq", "lab_whiten", "yuv_whiten")
+    protocol = board.seeds.drop(columns=list(board.extra))
+    assert (protocol.drop(index=["hypo", "sem"]).to_numpy() == 3).all(), "the 12 methods' cells have three seeds"
+    assert (protocol.loc[["hypo", "sem"]].to_numpy() >= 2).all() and (board.seeds[list(board.extra)].to_numpy() >= 2).all()
 
 
 def test_schema1_rows_render_and_an_old_failed_row_joins_its_configuration():
