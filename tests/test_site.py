@@ -127,10 +127,11 @@ def markdown_table(path: Path) -> dict[str, dict[str, str]]:
 def assert_board_equals_csv(page: Path, csv: Path, markdown: Path | None = None) -> None:
     columns, table = parse_board(page)
     expected = pd.read_csv(csv, index_col="method")
-    accuracies = [c for c in expected.columns if c not in MEASURED]
-    assert list(expected.columns[len(accuracies):]) == MEASURED
+    measured = _measured(expected)
+    accuracies = [c for c in expected.columns if c not in measured]
     summaries = ["worst", "mean"]  # first, then the budget, then the countermeasures: the ranking in view
-    assert columns == [*summaries, "PSNR (dB)", "SSIM", "L∞ (/255)", "L2", "budget class", "rank in class",
+    assert columns == [*summaries, "PSNR (dB)", "SSIM", "L∞ (/255)", "L2",
+                       *(["detect AUROC"] if DETECTED in measured else []), "budget class", "rank in class",
                        *[c for c in accuracies if c not in summaries]]
     assert list(table) == list(expected.index)
     for method in expected.index:  # the measures: the same numbers as the CSV's (an unchanged set's ∞ sorts first)
@@ -141,6 +142,10 @@ def assert_board_equals_csv(page: Path, csv: Path, markdown: Path | None = None)
                 assert value == "", (method, csv_column)
                 continue
             assert float(value) == (1e9 if want == float("inf") else pytest.approx(want, abs=1e-3)), (method, csv_column)
+        if DETECTED in measured:
+            value, _ = table[method]["detect AUROC"]
+            want = expected.at[method, DETECTED]
+            assert value == "" if pd.isna(want) else float(value) == pytest.approx(want, abs=1e-3), method
         assert table[method]["budget class"][1] == expected.at[method, "budget_class"]
     md = markdown_table(markdown) if markdown else None
     for method in expected.index:
@@ -416,6 +421,14 @@ def browser(tmp_path_factory):
 
 
 MEASURED = ["psnr_db", "ssim", "linf_255", "l2", "threat", "budget_class", "class_rank"]  # the CSV's last columns
+DETECTED = "detect_auroc"  # after them, where the board has `detect` rows
+
+
+def _measured(expected: pd.DataFrame) -> list[str]:
+    """The CSV's measure columns, which must be its last ones."""
+    measured = [*MEASURED, *([DETECTED] if DETECTED in expected.columns else [])]
+    assert list(expected.columns[-len(measured):]) == measured
+    return measured
 
 
 def _sorted_methods(csv: Path, column: str, descending: bool) -> list[str]:
@@ -439,7 +452,7 @@ def _check_in_browser(browser: Browser, site: Path, csv: Path, sort_column: str,
     expected = pd.read_csv(csv, index_col="method")
     shown = browser.eval(READ_TABLE)
     assert [m for m, _ in shown] == list(expected.index)
-    accuracies = [c for c in expected.columns if c not in MEASURED]
+    accuracies = [c for c in expected.columns if c not in _measured(expected)]
     heads = browser.eval("Array.from(document.querySelectorAll('#board thead th')).map(th => th.textContent)")[1:]
     assert heads[:2] == ["worst", "mean"]  # the ranking is the first thing in view
     for method, values in shown:
