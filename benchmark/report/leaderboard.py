@@ -265,13 +265,15 @@ def _beyond_protocol(countermeasure: str) -> bool:
     return countermeasure in countermeasures and getattr(countermeasures.get(countermeasure), "suite", MAIN_SUITE) != MAIN_SUITE
 
 
-def attach_detection(boards: list[Leaderboard], rows: list[dict[str, Any]]) -> None:
+def attach_detection(boards: list[Leaderboard], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Give each board whose dataset and preset have `detect` rows its methods' detection AUROC, a measure column
-    beside PSNR; a board without any is left as it is."""
+    beside PSNR; a board without any is left as it is. Returns the rows of the boards' datasets and presets."""
+    keys = {(b.dataset, b.preset) for b in boards}
     for board in boards:
         found = detectability(rows, board.dataset, board.preset)
         if any(label in found for label in board.perceptibility.index):
             board.perceptibility[DETECT] = [found.get(label, np.nan) for label in board.perceptibility.index]
+    return [r for r in rows if (r.get("dataset"), r.get("preset")) in keys]
 
 
 def build_leaderboards(rows: list[dict[str, Any]]) -> list[Leaderboard]:

@@ -291,8 +291,7 @@ def write_leaderboard(
     gets a `-dataset-preset-model` suffix. Boards that differ only in the victim also give
     NAME_transfer.{csv,md}, and boards that differ only in the poisoning ratio NAME_ratios.png."""
     boards = build_leaderboards(read_rows(run_dirs))
-    detection = read_detection(run_dirs)
-    attach_detection(boards, detection)
+    detection = attach_detection(boards, read_detection(run_dirs))
     if not any((b.status == OK).any().any() for b in boards):
         raise ValueError(f"no finished (status ok) rows in {', '.join(map(str, run_dirs))}")
     out = Path(out_dir)
@@ -316,10 +315,9 @@ def write_leaderboard(
                 path = inside(out, f"{stem}.seed{seed}.jsonl")
                 path.write_text("".join(json.dumps(r) + "\n" for r in board.rows if r["seed"] == seed))
                 written.append(path)
-    shown = [r for r in detection if any((r.get("dataset"), r.get("preset")) == (b.dataset, b.preset) for b in boards)]
-    if with_rows and shown:
+    if with_rows and detection:
         path = inside(out, DETECTION_FILE)
-        path.write_text("".join(json.dumps(r) + "\n" for r in shown))
+        path.write_text("".join(json.dumps(r) + "\n" for r in detection))
         written.append(path)
     transfers = transfer_tables(boards)
     for board, table in transfers:
