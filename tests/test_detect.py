@@ -73,6 +73,10 @@ def test_the_board_shows_each_method_s_best_detector_beside_its_psnr(tmp_path):
     write_leaderboard(sorted((tmp_path / "out").glob("leaderboard.seed*.jsonl")), tmp_path / "again")
     assert pd.read_csv(tmp_path / "again" / "leaderboard.csv", index_col="method").loc["ops", "detect_auroc"] == \
         pytest.approx(0.76), "the published rows render back with their detection column"
+    published_rows = sorted((tmp_path / "out").glob("leaderboard.seed*.jsonl"))
+    write_leaderboard([*published_rows, run], tmp_path / "both", with_rows=True)
+    republished = [json.loads(line)["detection_id"] for line in (tmp_path / "both" / DETECTION_FILE).open()]
+    assert republished == [r["detection_id"] for r in rows[:4]], "rows both the board and its run hold: published once"
     assert table.loc["ops", "detect_auroc"] == pytest.approx(0.76)  # (max(0.61, 0.71) + 0.81) / 2, quick's left out
     assert table.loc["clean", "detect_auroc"] == 0.5 and pd.isna(table.loc["em", "detect_auroc"])
     markdown = (tmp_path / "out" / "leaderboard.md").read_text()

@@ -202,8 +202,9 @@ class RunLock:
 
 def read_detection(paths: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
     """The `detect` rows of each run folder (or of the folder of a rows file): FOLDER/detection.jsonl, none where it
-    is absent; a line that is no detection row (a torn last write) is skipped."""
-    rows = []
+    is absent, one row per detection id (the first found: a published folder and the run it came from hold the same
+    rows); a line that is no detection row (a torn last write) is skipped."""
+    rows: dict[str, dict[str, Any]] = {}
     for folder in dict.fromkeys(p if p.is_dir() else p.parent for p in map(Path, paths)):
         path = folder / DETECTION_FILE
         for line in path.read_text().splitlines() if path.is_file() else []:
@@ -212,5 +213,5 @@ def read_detection(paths: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
             except ValueError:
                 continue
             if isinstance(row, dict) and isinstance(row.get("detection_id"), str):
-                rows.append(row)
-    return rows
+                rows.setdefault(row["detection_id"], row)
+    return list(rows.values())
