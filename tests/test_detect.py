@@ -70,10 +70,10 @@ def test_the_board_shows_each_method_s_best_detector_beside_its_psnr(tmp_path):
     table = pd.read_csv(tmp_path / "out" / "leaderboard.csv", index_col="method")
     published = [json.loads(line) for line in (tmp_path / "out" / DETECTION_FILE).read_text().splitlines()]
     assert [r["detection_id"] for r in published] == [r["detection_id"] for r in rows[:4]]  # the board's, not quick's
-    write_leaderboard(sorted((tmp_path / "out").glob("leaderboard.seed*.jsonl")), tmp_path / "again")
+    published_rows = sorted((tmp_path / "out").glob("leaderboard.seed*.jsonl"))
+    write_leaderboard(published_rows, tmp_path / "again")
     assert pd.read_csv(tmp_path / "again" / "leaderboard.csv", index_col="method").loc["ops", "detect_auroc"] == \
         pytest.approx(0.76), "the published rows render back with their detection column"
-    published_rows = sorted((tmp_path / "out").glob("leaderboard.seed*.jsonl"))
     write_leaderboard([*published_rows, run], tmp_path / "both", with_rows=True)
     republished = [json.loads(line)["detection_id"] for line in (tmp_path / "both" / DETECTION_FILE).open()]
     assert republished == [r["detection_id"] for r in rows[:4]], "rows both the board and its run hold: published once"
