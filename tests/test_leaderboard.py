@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.report.leaderboard import build_leaderboards
+from benchmark.report.leaderboard import DETECT_COLUMN, build_leaderboards
 from benchmark.report.tables import write_leaderboard
+from benchmark.store.rows import DETECTION_FILE
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "results" / "leaderboards"
 PUBLISHED_ROWS = [PUBLISHED / f"cifar10-quick.seed{seed}.jsonl" for seed in range(3)]  # the quick table, a file a seed
@@ -266,14 +267,14 @@ def test_the_published_leaderboard_renders_its_table():
 def test_the_published_detection_rows_cover_the_board_and_give_its_column():
     """`detection.jsonl` beside the quick table: both detectors for every row of the board at its three seeds, from
     one clean commit, and the table's `detect_auroc` is their best detector's AUROC, mean over the seeds."""
-    rows = [json.loads(line) for line in (PUBLISHED / "detection.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (PUBLISHED / DETECTION_FILE).read_text().splitlines()]
     published = pd.read_csv(PUBLISHED / "cifar10-quick.csv", index_col="method")
     cells = {(r["method_label"], r["seed"], r["detector"]) for r in rows}
     assert len(cells) == len(rows) == len(published) * 3 * 2
     assert {label for label, _, _ in cells} == set(published.index)
     assert {r["git_commit"][:7] for r in rows} == {ADDED_COMMIT} and not any(r["git_dirty"] for r in rows)
     best = pd.DataFrame(rows).groupby(["method_label", "seed"])["auroc"].max().groupby("method_label").mean()
-    pd.testing.assert_series_equal(best, published["detect_auroc"].loc[best.index], check_names=False, atol=5e-4, rtol=0)
+    pd.testing.assert_series_equal(best, published[DETECT_COLUMN].loc[best.index], check_names=False, atol=5e-4, rtol=0)
 
 
 def test_schema1_rows_render_and_an_old_failed_row_joins_its_configuration():

@@ -21,6 +21,7 @@ from PIL import Image
 
 from benchmark.cli import main
 from benchmark.report.gallery import GALLERY_DIR, gallery_name, write_gallery
+from benchmark.report.leaderboard import DETECT_COLUMN
 from benchmark.report.tables import write_leaderboard
 from benchmark.report.site import curve_svg, write_site
 from tests.test_leaderboard import PUBLISHED, PUBLISHED_ROWS, _row
@@ -131,7 +132,7 @@ def assert_board_equals_csv(page: Path, csv: Path, markdown: Path | None = None)
     accuracies = [c for c in expected.columns if c not in measured]
     summaries = ["worst", "mean"]  # first, then the budget, then the countermeasures: the ranking in view
     assert columns == [*summaries, "PSNR (dB)", "SSIM", "L∞ (/255)", "L2",
-                       *(["detect AUROC"] if DETECTED in measured else []), "budget class", "rank in class",
+                       *(["detect AUROC"] if DETECT_COLUMN in measured else []), "budget class", "rank in class",
                        *[c for c in accuracies if c not in summaries]]
     assert list(table) == list(expected.index)
     for method in expected.index:  # the measures: the same numbers as the CSV's (an unchanged set's ∞ sorts first)
@@ -142,9 +143,9 @@ def assert_board_equals_csv(page: Path, csv: Path, markdown: Path | None = None)
                 assert value == "", (method, csv_column)
                 continue
             assert float(value) == (1e9 if want == float("inf") else pytest.approx(want, abs=1e-3)), (method, csv_column)
-        if DETECTED in measured:
+        if DETECT_COLUMN in measured:
             value, _ = table[method]["detect AUROC"]
-            want = expected.at[method, DETECTED]
+            want = expected.at[method, DETECT_COLUMN]
             assert value == "" if pd.isna(want) else float(value) == pytest.approx(want, abs=1e-3), method
         assert table[method]["budget class"][1] == expected.at[method, "budget_class"]
     md = markdown_table(markdown) if markdown else None
@@ -421,12 +422,11 @@ def browser(tmp_path_factory):
 
 
 MEASURED = ["psnr_db", "ssim", "linf_255", "l2", "threat", "budget_class", "class_rank"]  # the CSV's last columns
-DETECTED = "detect_auroc"  # after them, where the board has `detect` rows
 
 
 def _measured(expected: pd.DataFrame) -> list[str]:
-    """The CSV's measure columns, which must be its last ones."""
-    measured = [*MEASURED, *([DETECTED] if DETECTED in expected.columns else [])]
+    """The CSV's measure columns, which must be its last ones (DETECT_COLUMN too, where the board has `detect` rows)."""
+    measured = [*MEASURED, *([DETECT_COLUMN] if DETECT_COLUMN in expected.columns else [])]
     assert list(expected.columns[-len(measured):]) == measured
     return measured
 
